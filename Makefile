@@ -1,0 +1,138 @@
+# edgetls — one non-recursive Makefile.
+#
+#   make                     build/bin/spoa-mtls (and the other programs)
+#   make SANITIZE=address,undefined   the same under ASan/UBSan, in build/san/
+#   make test                install missing Debian packages, build, run every test
+#   make fuzz                run the libFuzzer targets (FUZZ_SECONDS each, default 60)
+#   make bench               the benchmarks (figures, not pass/fail)
+#   make format / format-check
+
+BUILD ?= build
+SANITIZE ?=
+ifneq ($(SANITIZE),)
+BUILD := build/san
+endif
+
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+CFLAGS ?= -O2 -g
+
+WARN := -std=c17 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wvla -Wimplicit-fallthrough -Werror
+HARDEN := -fstack-protector-strong -fPIE -fno-strict-aliasing
+LDHARDEN := -pie -Wl,-z,relro,-z,now
+ifneq ($(SANITIZE),)
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+HARDEN += -D_FORTIFY_SOURCE=2
+endif
+
+# bookworm's libev ships no .pc file: fall back to -lev.
+EV_CFLAGS := $(shell $(PKG_CONFIG) --cflags libev 2>/dev/null)
+EV_LIBS := $(shell $(PKG_CONFIG) --libs libev 2>/dev/null || echo -lev)
+MHD_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd)
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
+
+CPPFLAGS += -D_GNU_SOURCE -Ilib -Iagent -DEDGETLS_VERSION='"$(VERSION)"' $(EV_CFLAGS)
+ALL_CFLAGS = $(WARN) $(HARDEN) $(SANFLAGS) $(CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(LDHARDEN) $(SANFLAGS) $(LDFLAGS)
+
+LIB_SRC := lib/log.c lib/spop.c lib/addr.c lib/promhttp.c
+AGENT_SRC := agent/server.c agent/engine.c agent/handlers.c agent/stats.c agent/metrics.c
+UNIT_TESTS := test_spop test_engine test_metrics
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_A := $(BUILD)/libedgetls.a
+AGENT_A := $(BUILD)/libagent.a
+SPOA := $(BUILD)/bin/spoa-mtls
+BENCH := $(BUILD)/bin/spop-bench
+CONFORMANCE := $(BUILD)/tests/conformance
+UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+
+.PHONY: all test unit conformance e2e fuzz fuzz-smoke bench format format-check clean deps
+
+all: $(SPOA) $(BENCH)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIB_A): $(call obj,$(LIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(AGENT_A): $(call obj,$(AGENT_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SPOA): $(call obj,agent/main.c) $(AGENT_A) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EV_LIBS) $(MHD_LIBS) -lpthread
+
+$(BENCH): $(call obj,tests/bench/spop-bench.c) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EV_LIBS) -lpthread -lm
+
+$(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(AGENT_A) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(MHD_LIBS) -lpthread
+
+$(CONFORMANCE): $(call obj,tests/e2e/conformance.c) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) -lpthread
+
+deps:
+	@scripts/deps.sh test
+
+# The README's test command: packages, both builds, then every suite (tests/run.sh prints
+# the closing "N passed, N failed").
+test: deps
+	$(MAKE) all $(UNIT_BINS) $(CONFORMANCE)
+	$(MAKE) SANITIZE=address,undefined all $(patsubst build/%,build/san/%,$(UNIT_BINS)) \
+		build/san/tests/conformance
+	tests/run.sh
+
+unit: $(UNIT_BINS)
+	tests/run.sh unit
+
+conformance: $(SPOA) $(CONFORMANCE)
+	tests/run.sh conformance
+
+e2e: $(SPOA)
+	tests/run.sh e2e
+
+# libFuzzer needs clang; the targets link the same sources, instrumented.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib -Iagent \
+	-DEDGETLS_VERSION='"fuzz"'
+FUZZ_BIN := build/fuzz/fuzz_spop
+
+$(FUZZ_BIN): tests/fuzz/fuzz_spop.c lib/spop.c lib/log.c agent/engine.c agent/handlers.c \
+		agent/stats.c lib/spop.h agent/engine.h
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+
+fuzz: $(FUZZ_BIN)
+	@mkdir -p build/fuzz/corpus
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=20000 \
+		build/fuzz/corpus tests/fuzz/corpus
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=20
+
+bench: all
+	tests/bench/run.sh
+
+format:
+	clang-format -i $(wildcard lib/*.[ch] agent/*.[ch] certsync/*.[ch] tests/*/*.[ch])
+
+format-check:
+	clang-format --dry-run --Werror $(wildcard lib/*.[ch] agent/*.[ch] certsync/*.[ch] \
+		tests/*/*.[ch])
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
