@@ -33,27 +33,35 @@ EV_CFLAGS := $(shell $(PKG_CONFIG) --cflags libev 2>/dev/null)
 EV_LIBS := $(shell $(PKG_CONFIG) --libs libev 2>/dev/null || echo -lev)
 MHD_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
+SSL_LIBS = $(shell $(PKG_CONFIG) --libs libssl libcrypto)
+# certsync's libraries (libconfig, jansson, libcurl, ldns, protobuf-c).
+CS_LIBS = $(shell $(PKG_CONFIG) --libs libconfig jansson libcurl libprotobuf-c ldns)
+ALL_LIBS = $(CS_LIBS) $(SSL_LIBS) $(EV_LIBS) $(MHD_LIBS) -lpthread -lm
 
-CPPFLAGS += -D_GNU_SOURCE -Ilib -Iagent -DEDGETLS_VERSION='"$(VERSION)"' $(EV_CFLAGS)
+CPPFLAGS += -D_GNU_SOURCE -Ilib -Iagent -Icertsync -DEDGETLS_VERSION='"$(VERSION)"' $(EV_CFLAGS)
 ALL_CFLAGS = $(WARN) $(HARDEN) $(SANFLAGS) $(CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDHARDEN) $(SANFLAGS) $(LDFLAGS)
 
-LIB_SRC := lib/log.c lib/spop.c lib/addr.c lib/promhttp.c
-AGENT_SRC := agent/server.c agent/engine.c agent/handlers.c agent/stats.c agent/metrics.c
-UNIT_TESTS := test_spop test_engine test_metrics
+LIB_SRC := $(sort $(wildcard lib/*.c))
+AGENT_SRC := $(filter-out agent/main.c,$(sort $(wildcard agent/*.c)))
+CERTSYNC_SRC := $(filter-out certsync/main.c,$(sort $(wildcard certsync/*.c)))
+# Every tests/unit/test_*.c is a cmocka program linked against all three archives.
+UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(sort $(wildcard tests/unit/test_*.c)))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB_A := $(BUILD)/libedgetls.a
 AGENT_A := $(BUILD)/libagent.a
+CERTSYNC_A := $(BUILD)/libcertsync.a
 SPOA := $(BUILD)/bin/spoa-mtls
+CERTSYNC := $(BUILD)/bin/certsync
 BENCH := $(BUILD)/bin/spop-bench
 CONFORMANCE := $(BUILD)/tests/conformance
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 .PHONY: all test unit conformance e2e fuzz fuzz-smoke bench format format-check clean deps
 
-all: $(SPOA) $(BENCH)
+all: $(SPOA) $(BENCH) $(if $(wildcard certsync/main.c),$(CERTSYNC))
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -67,21 +75,29 @@ $(AGENT_A): $(call obj,$(AGENT_SRC))
 	@rm -f $@
 	ar rcs $@ $^
 
+$(CERTSYNC_A): $(call obj,$(CERTSYNC_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
 $(SPOA): $(call obj,agent/main.c) $(AGENT_A) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EV_LIBS) $(MHD_LIBS) -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SSL_LIBS) $(EV_LIBS) $(MHD_LIBS) -lpthread
+
+$(CERTSYNC): $(call obj,certsync/main.c) $(CERTSYNC_A) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
 $(BENCH): $(call obj,tests/bench/spop-bench.c) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EV_LIBS) -lpthread -lm
 
-$(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(AGENT_A) $(LIB_A)
+$(BUILD)/tests/test_%: $(call obj,tests/unit/test_%.c) $(AGENT_A) $(CERTSYNC_A) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(MHD_LIBS) -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(ALL_LIBS)
 
 $(CONFORMANCE): $(call obj,tests/e2e/conformance.c) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(ALL_LIBS)
 
 deps:
 	@scripts/deps.sh test
