@@ -36,9 +36,11 @@ CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
 SSL_LIBS = $(shell $(PKG_CONFIG) --libs libssl libcrypto)
 # certsync's libraries (libconfig, jansson, libcurl, ldns, protobuf-c).
 CS_LIBS = $(shell $(PKG_CONFIG) --libs libconfig jansson libcurl libprotobuf-c ldns)
+PB_LIBS = $(shell $(PKG_CONFIG) --libs libprotobuf-c)
 ALL_LIBS = $(CS_LIBS) $(SSL_LIBS) $(EV_LIBS) $(MHD_LIBS) -lpthread -lm
 
-CPPFLAGS += -D_GNU_SOURCE -Ilib -Iagent -Icertsync -DEDGETLS_VERSION='"$(VERSION)"' $(EV_CFLAGS)
+GEN := $(BUILD)/gen
+CPPFLAGS += -D_GNU_SOURCE -Ilib -Iagent -Icertsync -I$(GEN) -DEDGETLS_VERSION='"$(VERSION)"' $(EV_CFLAGS)
 ALL_CFLAGS = $(WARN) $(HARDEN) $(SANFLAGS) $(CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDHARDEN) $(SANFLAGS) $(LDFLAGS)
 
@@ -63,11 +65,20 @@ UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 all: $(SPOA) $(BENCH) $(if $(wildcard certsync/main.c),$(CERTSYNC))
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | $(GEN)/policy.pb-c.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-$(LIB_A): $(call obj,$(LIB_SRC))
+# The policy snapshot schema (protobuf-c), generated into the build directory.
+$(GEN)/policy.pb-c.c $(GEN)/policy.pb-c.h &: lib/policy.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=lib --c_out=$(GEN) $<
+
+$(BUILD)/obj/gen/policy.pb-c.o: $(GEN)/policy.pb-c.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(filter-out -Wmissing-prototypes,$(ALL_CFLAGS)) -c -o $@ $<
+
+$(LIB_A): $(call obj,$(LIB_SRC)) $(BUILD)/obj/gen/policy.pb-c.o
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -81,7 +92,7 @@ $(CERTSYNC_A): $(call obj,$(CERTSYNC_SRC))
 
 $(SPOA): $(call obj,agent/main.c) $(AGENT_A) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SSL_LIBS) $(EV_LIBS) $(MHD_LIBS) -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PB_LIBS) $(SSL_LIBS) $(EV_LIBS) $(MHD_LIBS) -lpthread
 
 $(CERTSYNC): $(call obj,certsync/main.c) $(CERTSYNC_A) $(LIB_A)
 	@mkdir -p $(@D)
