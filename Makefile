@@ -150,7 +150,7 @@ fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=20
 
 bench: all
-	tests/bench/run.sh
+	BUILD=$(BUILD) tests/bench/run.sh
 
 format:
 	clang-format -i $(wildcard lib/*.[ch] agent/*.[ch] certsync/*.[ch] tests/*/*.[ch])

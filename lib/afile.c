@@ -30,7 +30,7 @@ static int split(const char *path, char *dir, char *base)
 	return 0;
 }
 
-static int fsync_dir(const char *dir)
+int afile_sync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
 
@@ -102,7 +102,7 @@ int afile_write(const char *path, const void *data, size_t len, mode_t mode)
 		errno = saved;
 		return -1;
 	}
-	return fsync_dir(dir);
+	return afile_sync_dir(dir);
 }
 
 int afile_create(const char *path, const void *data, size_t len, mode_t mode)
@@ -120,7 +120,7 @@ int afile_create(const char *path, const void *data, size_t len, mode_t mode)
 		errno = saved;
 		return -1;
 	}
-	return fsync_dir(dir);
+	return afile_sync_dir(dir);
 }
 
 int afile_read(const char *path, size_t max, uint8_t **out, size_t *len)

@@ -26,6 +26,8 @@ int afile_read(const char *path, size_t max, uint8_t **out, size_t *len)
 	__attribute__((warn_unused_result));
 /* Creates dir and its missing parents with mode. */
 int afile_mkdirs(const char *dir, mode_t mode) __attribute__((warn_unused_result));
+/* fsync()s a directory, so that a rename or link in it is durable. */
+int afile_sync_dir(const char *dir) __attribute__((warn_unused_result));
 /* Removes the ".afile-*" temporaries left in dir by an interrupted write. */
 void afile_sweep(const char *dir);
 
