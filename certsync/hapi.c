@@ -56,8 +56,8 @@ static int send_all(int fd, const char *p, size_t n, long long deadline)
 	return 0;
 }
 
-int hapi_cmd(const struct hapi *h, const char *cmd, const char *payload, char **reply,
-	     char *err, size_t errlen)
+int hapi_cmd(const struct hapi *h, const char *cmd, const char *payload, char **reply, char *err,
+             size_t errlen)
 {
 	long long deadline = now_ms() + (h->timeout_ms > 0 ? h->timeout_ms : 5000);
 	char *req = NULL, *buf = NULL;
@@ -76,7 +76,9 @@ int hapi_cmd(const struct hapi *h, const char *cmd, const char *payload, char **
 		if (errno != EINPROGRESS || wait_fd(fd, POLLOUT, deadline) <= 0 ||
 		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
 			snprintf(err, errlen, "cannot connect to HAProxy's runtime API: %s",
-				 strerror(soerr ? soerr : errno ? errno : ETIMEDOUT));
+			         strerror(soerr   ? soerr
+			                  : errno ? errno
+			                          : ETIMEDOUT));
 			goto out;
 		}
 	}
@@ -93,7 +95,7 @@ int hapi_cmd(const struct hapi *h, const char *cmd, const char *payload, char **
 	}
 	if (send_all(fd, req, reqlen, deadline) < 0) {
 		snprintf(err, errlen, "sending to HAProxy's runtime API: %s",
-			 errno ? strerror(errno) : "timeout");
+		         errno ? strerror(errno) : "timeout");
 		goto out;
 	}
 	for (;;) {
@@ -102,7 +104,7 @@ int hapi_cmd(const struct hapi *h, const char *cmd, const char *payload, char **
 			char *nb;
 			if (cap >= HAPI_MAX_REPLY) {
 				snprintf(err, errlen, "HAProxy's reply exceeds %u bytes",
-					 HAPI_MAX_REPLY);
+				         HAPI_MAX_REPLY);
 				goto out;
 			}
 			cap = cap ? cap * 2 : 16384;
@@ -125,7 +127,7 @@ int hapi_cmd(const struct hapi *h, const char *cmd, const char *payload, char **
 		if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(fd, POLLIN, deadline) > 0)
 			continue;
 		snprintf(err, errlen, "reading HAProxy's reply: %s",
-			 errno == EAGAIN ? "timeout" : strerror(errno));
+		         errno == EAGAIN ? "timeout" : strerror(errno));
 		goto out;
 	}
 	if (!buf && !(buf = malloc(1))) {
@@ -146,7 +148,7 @@ out:
 /* Runs cmd and checks that the reply contains `expect`; the reply's first line goes to
  * err otherwise. */
 static int cmd_expect(const struct hapi *h, const char *cmd, const char *payload,
-		      const char *expect, char *err, size_t errlen)
+                      const char *expect, char *err, size_t errlen)
 {
 	char *reply = NULL;
 	int r = -1;
@@ -160,7 +162,7 @@ static int cmd_expect(const struct hapi *h, const char *cmd, const char *payload
 		/* An empty reply to a payload command means HAProxy dropped it: too large for
 		 * tune.bufsize (research/acme.md §6.2). */
 		snprintf(err, errlen, "\"%s\": %.*s", cmd, (int)(n > 300 ? 300 : n),
-			 n ? reply : "no reply (payload larger than HAProxy's tune.bufsize?)");
+		         n ? reply : "no reply (payload larger than HAProxy's tune.bufsize?)");
 	}
 	free(reply);
 	return r;
@@ -214,7 +216,7 @@ static int split_key(const char *pem, char **certs, char **key)
 		eol = strchr(end, '\n');
 		len = (size_t)((eol ? eol : end + strlen(end)) - p);
 		is_key = strstr(p, "PRIVATE KEY-----") != NULL &&
-			 strstr(p, "PRIVATE KEY-----") < strchr(p, '\n');
+		         strstr(p, "PRIVATE KEY-----") < strchr(p, '\n');
 		memcpy(is_key ? k + ko : c + co, p, len);
 		if (is_key) {
 			ko += len;
@@ -234,8 +236,8 @@ static int split_key(const char *pem, char **certs, char **key)
 	return 0;
 }
 
-int hapi_cert_update(const struct hapi *h, const char *file, const char *pem, int create,
-		     char *err, size_t errlen)
+int hapi_cert_update(const struct hapi *h, const char *file, const char *pem, int create, char *err,
+                     size_t errlen)
 {
 	char cmd[4200], *clean = hapi_sanitize_payload(pem), *certs = NULL, *key = NULL;
 	int r = -1;
@@ -264,8 +266,8 @@ int hapi_cert_update(const struct hapi *h, const char *file, const char *pem, in
 		if (split_key(clean, &certs, &key) < 0 || strlen(certs) > HAPI_MAX_PAYLOAD ||
 		    strlen(key) > HAPI_MAX_PAYLOAD) {
 			snprintf(err, errlen,
-				 "certificate bundle too large for HAProxy's runtime API buffer "
-				 "(raise tune.bufsize)");
+			         "certificate bundle too large for HAProxy's runtime API buffer "
+			         "(raise tune.bufsize)");
 			goto out;
 		}
 		if (cmd_expect(h, cmd, certs, "Transaction", err, errlen) < 0)
@@ -295,8 +297,8 @@ out:
 	return r;
 }
 
-int hapi_cert_serial(const struct hapi *h, const char *file, char *serial, size_t len,
-		     char *err, size_t errlen)
+int hapi_cert_serial(const struct hapi *h, const char *file, char *serial, size_t len, char *err,
+                     size_t errlen)
 {
 	char cmd[4200], *reply = NULL, *p;
 	size_t n;
@@ -327,7 +329,7 @@ int hapi_cert_serial(const struct hapi *h, const char *file, char *serial, size_
 }
 
 int hapi_crtlist_add(const struct hapi *h, const char *crtlist, const char *line, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	char cmd[4200];
 
@@ -340,7 +342,7 @@ int hapi_crtlist_add(const struct hapi *h, const char *crtlist, const char *line
 }
 
 int hapi_crtlist_del(const struct hapi *h, const char *crtlist, const char *certfile, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	char cmd[8300];
 
@@ -353,7 +355,7 @@ int hapi_crtlist_del(const struct hapi *h, const char *crtlist, const char *cert
 }
 
 int hapi_cafile_update(const struct hapi *h, const char *file, const char *pem, int create,
-		       char *err, size_t errlen)
+                       char *err, size_t errlen)
 {
 	char cmd[4200], *clean;
 	int r = -1;
@@ -370,9 +372,9 @@ int hapi_cafile_update(const struct hapi *h, const char *file, const char *pem, 
 	if (strlen(clean) > HAPI_MAX_PAYLOAD) {
 		/* 2.6 has no "add ssl ca-file" to append in parts (it arrived in 2.7). */
 		snprintf(err, errlen,
-			 "CA file %s too large for HAProxy's runtime API buffer (raise "
-			 "tune.bufsize); the file on disk is current, a reload applies it",
-			 file);
+		         "CA file %s too large for HAProxy's runtime API buffer (raise "
+		         "tune.bufsize); the file on disk is current, a reload applies it",
+		         file);
 		goto out;
 	}
 	if (create) {
@@ -401,7 +403,7 @@ out:
 }
 
 int hapi_map_set(const struct hapi *h, const char *map, const char *key, const char *value,
-		 char *err, size_t errlen)
+                 char *err, size_t errlen)
 {
 	char cmd[8500], *reply = NULL;
 	int r = -1;
@@ -433,8 +435,7 @@ int hapi_map_set(const struct hapi *h, const char *map, const char *key, const c
 	return r;
 }
 
-int hapi_map_del(const struct hapi *h, const char *map, const char *key, char *err,
-		 size_t errlen)
+int hapi_map_del(const struct hapi *h, const char *map, const char *key, char *err, size_t errlen)
 {
 	char cmd[6100], *reply = NULL;
 	int r = -1;

@@ -1,0 +1,805 @@
+#include "compile.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "afile.h"
+#include "policy.h"
+
+#include "banned.h"
+
+#define CHAIN_MAX     (4u << 20)
+#define CA_NAMES_MAX  65536 /* larger CertificateRequest CA lists break clients (mtls.md §8.4) */
+#define NONE_CA_FILE  "none.pem"
+
+/* A growable byte buffer for the text files. */
+struct buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->cap - b->len < n + 1) {
+		size_t cap = (b->cap ? b->cap * 2 : 4096) + n;
+		char *np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void buf_str(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+static void sha256_hex(const void *data, size_t len, char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[32];
+
+	EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL);
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+void compile_haproxy_dir(const struct cs_config *cfg, char *buf, size_t buflen)
+{
+	snprintf(buf, buflen, "%s/haproxy", cfg->state_dir);
+}
+
+/* ---- certificate choice ---- */
+
+static bool names_have(const struct x509u_names *n, const char *name)
+{
+	for (size_t i = 0; i < n->n; i++)
+		if (strcasecmp(n->name[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* 0: not covered, 2: exact name, 1: by a wildcard name (one label). */
+static int covers(const struct store_cert *c, const char *host)
+{
+	const char *dot;
+
+	if (names_have(&c->names, host))
+		return 2;
+	if (strncmp(host, "*.", 2) == 0 || !(dot = strchr(host, '.')))
+		return 0;
+	for (size_t i = 0; i < c->names.n; i++)
+		if (strncmp(c->names.name[i], "*.", 2) == 0 &&
+		    strcasecmp(c->names.name[i] + 2, dot + 1) == 0)
+			return 1;
+	return 0;
+}
+
+const struct store_cert *compile_pick_cert(const struct store *st, const struct cs_env *env,
+					   const char *hostname, time_t now)
+{
+	const struct store_cert *best = NULL;
+	int best_kind = 0;
+
+	for (size_t i = 0; i < st->n; i++) {
+		const struct store_cert *c = &st->v[i];
+		int kind;
+		if (now < c->not_before || now >= c->not_after)
+			continue;
+		/* Uploaded certificates serve their network only; ACME ones were ordered
+		 * for their hostnames, whatever the network. */
+		if (c->source == STORE_UPLOADED &&
+		    (!c->network || strcmp(c->network, env->network) != 0))
+			continue;
+		kind = covers(c, hostname);
+		if (kind == 0)
+			continue;
+		if (!best || kind > best_kind ||
+		    (kind == best_kind &&
+		     (c->not_before > best->not_before ||
+		      (c->not_before == best->not_before &&
+		       (c->not_after > best->not_after ||
+			(c->not_after == best->not_after && strcmp(c->id, best->id) > 0)))))) {
+			best = c;
+			best_kind = kind;
+		}
+	}
+	return best;
+}
+
+/* ---- chain-of-trust files ---- */
+
+struct trust {
+	char *file;          /* the configured chain file */
+	char *ca_path;       /* where its certificates are written for HAProxy */
+	char *ca_pem;        /* those certificates */
+	bool big_names;      /* the CA names list would exceed CA_NAMES_MAX */
+	ProtobufCBinaryData *anchors, *crls;
+	size_t n_anchors, n_crls;
+	char digest[65];     /* over the anchors and CRLs, for policy ids */
+};
+
+static void trust_free(struct trust *t)
+{
+	for (size_t i = 0; i < t->n_anchors; i++)
+		OPENSSL_free(t->anchors[i].data);
+	for (size_t i = 0; i < t->n_crls; i++)
+		OPENSSL_free(t->crls[i].data);
+	free(t->anchors);
+	free(t->crls);
+	free(t->file);
+	free(t->ca_path);
+	free(t->ca_pem);
+}
+
+static int push_der(ProtobufCBinaryData **v, size_t *n, unsigned char *der, int len)
+{
+	ProtobufCBinaryData *nv = realloc(*v, (*n + 1) * sizeof(**v));
+
+	if (!nv || len <= 0) {
+		OPENSSL_free(der);
+		if (nv)
+			*v = nv;
+		return -1;
+	}
+	*v = nv;
+	nv[*n].data = der;
+	nv[*n].len = (size_t)len;
+	(*n)++;
+	return 0;
+}
+
+/* Every certificate of the file is an anchor (DESIGN §2.2); every CRL is kept. */
+static int trust_load(struct trust *t, const char *file, const char *cadir, char *err,
+		      size_t errlen)
+{
+	uint8_t *pem = NULL;
+	size_t len = 0, names = 0;
+	BIO *in = NULL, *out = NULL;
+	struct buf dig = {0};
+	X509_INFO *xi;
+	STACK_OF(X509_INFO) *infos = NULL;
+	char *p, hex[65];
+	long n;
+	int r = -1;
+
+	memset(t, 0, sizeof(*t));
+	if (!(t->file = strdup(file)))
+		goto oom;
+	if (afile_read(file, CHAIN_MAX, &pem, &len) < 0) {
+		snprintf(err, errlen, "%s: %s", file, strerror(errno));
+		goto out;
+	}
+	in = BIO_new_mem_buf(pem, (int)len);
+	out = BIO_new(BIO_s_mem());
+	if (!in || !out || !(infos = PEM_X509_INFO_read_bio(in, NULL, NULL, NULL)))
+		goto bad;
+	for (int i = 0; i < sk_X509_INFO_num(infos); i++) {
+		unsigned char *der = NULL;
+		int dl;
+		xi = sk_X509_INFO_value(infos, i);
+		if (xi->x509) {
+			dl = i2d_X509(xi->x509, &der);
+			sha256_hex(der, dl > 0 ? (size_t)dl : 0, hex);
+			buf_str(&dig, "a:");
+			buf_str(&dig, hex);
+			if (push_der(&t->anchors, &t->n_anchors, der, dl) < 0 ||
+			    !PEM_write_bio_X509(out, xi->x509))
+				goto oom;
+			names += (size_t)i2d_X509_NAME(X509_get_subject_name(xi->x509), NULL);
+		}
+		if (xi->crl) {
+			dl = i2d_X509_CRL(xi->crl, &der);
+			sha256_hex(der, dl > 0 ? (size_t)dl : 0, hex);
+			buf_str(&dig, "c:");
+			buf_str(&dig, hex);
+			if (push_der(&t->crls, &t->n_crls, der, dl) < 0)
+				goto oom;
+		}
+	}
+	if (t->n_anchors == 0)
+		goto bad;
+	n = BIO_get_mem_data(out, &p);
+	if (!(t->ca_pem = strndup(p, (size_t)n)) || dig.oom)
+		goto oom;
+	sha256_hex(dig.p, dig.len, t->digest);
+	sha256_hex(t->ca_pem, strlen(t->ca_pem), hex);
+	hex[16] = '\0';
+	if (asprintf(&t->ca_path, "%s/%s.pem", cadir, hex) < 0) {
+		t->ca_path = NULL;
+		goto oom;
+	}
+	t->big_names = names > CA_NAMES_MAX;
+	r = 0;
+	goto out;
+bad:
+	snprintf(err, errlen, "%s: no certificate could be read from this chain-of-trust file",
+		 file);
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+out:
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	BIO_free(in);
+	BIO_free(out);
+	free(pem);
+	free(dig.p);
+	return r;
+}
+
+/* The placeholder CA for lines that ask for a certificate without a chain of trust:
+ * HAProxy needs a ca-file with `verify`; `no-ca-names` keeps it out of the handshake.
+ * Created once and then read back, so compiles stay stable. */
+static char *none_ca_pem(const char *path)
+{
+	EVP_PKEY *key = NULL;
+	X509 *x = NULL;
+	BIO *b = NULL;
+	uint8_t *old = NULL;
+	size_t len;
+	char *p, *out = NULL;
+	long n;
+
+	if (afile_read(path, CHAIN_MAX, &old, &len) == 0)
+		return (char *)old;
+	key = EVP_EC_gen("P-256");
+	x = X509_new();
+	b = BIO_new(BIO_s_mem());
+	if (!key || !x || !b)
+		goto out;
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 100L * 365 * 86400);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)"edgetls placeholder: no client CA", -1,
+				   -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_set_pubkey(x, key);
+	if (!X509_sign(x, key, EVP_sha256()) || !PEM_write_bio_X509(b, x))
+		goto out;
+	n = BIO_get_mem_data(b, &p);
+	out = strndup(p, (size_t)n);
+out:
+	EVP_PKEY_free(key);
+	X509_free(x);
+	BIO_free(b);
+	return out;
+}
+
+/* ---- results ---- */
+
+static int add_file(struct compile_result *r, enum compile_file_kind kind, const char *path,
+		    void *data, size_t len, mode_t mode, const char *env)
+{
+	struct compile_file *nv;
+
+	for (size_t i = 0; i < r->n_files; i++) {
+		if (strcmp(r->files[i].path, path) == 0) {
+			free(data); /* the same CA or bundle for several lines */
+			return 0;
+		}
+	}
+	nv = realloc(r->files, (r->n_files + 1) * sizeof(*nv));
+	if (!nv)
+		return -1;
+	r->files = nv;
+	nv[r->n_files] = (struct compile_file){kind, strdup(path), data, len, mode, env};
+	if (!nv[r->n_files].path)
+		return -1;
+	r->n_files++;
+	return 0;
+}
+
+static const char *mode_token(enum cs_validation v)
+{
+	return cs_validation_name(v);
+}
+
+static Edgetls__Mode mode_proto(enum cs_validation v)
+{
+	switch (v) {
+	case CS_VALIDATION_REQUIRED:
+		return EDGETLS__MODE__MODE_REQUIRED;
+	case CS_VALIDATION_OPTIONAL:
+		return EDGETLS__MODE__MODE_OPTIONAL;
+	case CS_VALIDATION_OPTIONAL_NO_CA:
+		return EDGETLS__MODE__MODE_OPTIONAL_NO_CA;
+	case CS_VALIDATION_PERMISSIVE:
+		return EDGETLS__MODE__MODE_PERMISSIVE;
+	case CS_VALIDATION_DISABLED:
+		break;
+	}
+	return EDGETLS__MODE__MODE_DISABLED;
+}
+
+/*
+ * The effective policy of one hostname, reduced to what affects a verdict (DESIGN §2.5):
+ * a disabled policy is just "disabled"; depth counts only where the mode uses it; deny
+ * only in permissive.
+ */
+struct eff {
+	enum cs_validation mode;
+	int depth;
+	bool deny, headers, request;
+	const struct trust *trust;
+	char id[COMPILE_POLICY_ID_LEN];
+};
+
+static void eff_id(struct eff *e)
+{
+	char canon[512], hex[65];
+	int n;
+
+	if (e->mode == CS_VALIDATION_DISABLED) {
+		e->depth = 0;
+		e->deny = e->headers = e->request = false;
+		e->trust = NULL;
+	}
+	if (e->mode != CS_VALIDATION_REQUIRED && e->mode != CS_VALIDATION_OPTIONAL &&
+	    e->mode != CS_VALIDATION_PERMISSIVE)
+		e->depth = 0;
+	if (e->mode != CS_VALIDATION_PERMISSIVE)
+		e->deny = false;
+	n = snprintf(canon, sizeof(canon), "v1;mode=%s;depth=%d;deny=%d;headers=%d;request=%d;trust=%s",
+		     mode_token(e->mode), e->depth, e->deny, e->headers, e->request,
+		     e->trust ? e->trust->digest : "-");
+	sha256_hex(canon, (size_t)n, hex);
+	snprintf(e->id, sizeof(e->id), "p%.12s", hex);
+}
+
+static bool listed(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+static const struct cs_chain *chain_of(const struct cs_env *env, const char *host)
+{
+	for (size_t i = 0; i < env->mtls.n_chains; i++)
+		if (listed(env->mtls.chains[i].hostnames, env->mtls.chains[i].n_hostnames, host))
+			return &env->mtls.chains[i];
+	return NULL;
+}
+
+struct line {
+	const char *host;
+	const char *policy;
+	const char *mode;
+	const char *env;
+	char *text; /* crt-list line, NULL without a certificate */
+};
+
+static int by_host(const void *a, const void *b)
+{
+	return strcmp(((const struct line *)a)->host, ((const struct line *)b)->host);
+}
+
+static int by_policy(const void *a, const void *b)
+{
+	return strcmp((*(Edgetls__Policy *const *)a)->id, (*(Edgetls__Policy *const *)b)->id);
+}
+
+static int by_hostmsg(const void *a, const void *b)
+{
+	return strcmp((*(Edgetls__Host *const *)a)->name, (*(Edgetls__Host *const *)b)->name);
+}
+
+static int by_path(const void *a, const void *b)
+{
+	const struct compile_file *x = a, *y = b;
+	if (x->kind != y->kind)
+		return (int)x->kind - (int)y->kind;
+	return strcmp(x->path, y->path);
+}
+
+/* Builds the snapshot bytes, keeping the generation and date of the current file when
+ * nothing else changed. */
+static int snapshot_bytes(const struct cs_config *cfg, Edgetls__Snapshot *s, uint8_t **out,
+			  size_t *len, uint64_t *generation)
+{
+	policy_snapshot *old = NULL;
+	char err[256];
+	size_t l1, l2;
+	uint8_t *a = NULL, *b = NULL;
+	bool same = false;
+
+	s->generation = 0;
+	s->created_unix = 0;
+	if (policy_snapshot_load(cfg->policy_file, &old, err, sizeof(err)) == 0) {
+		uint64_t g = old->generation;
+		int64_t c = old->created_unix;
+		old->generation = 0;
+		old->created_unix = 0;
+		l1 = edgetls__snapshot__get_packed_size(s);
+		l2 = edgetls__snapshot__get_packed_size(old);
+		a = malloc(l1 + 1);
+		b = malloc(l2 + 1);
+		if (a && b && l1 == l2) {
+			edgetls__snapshot__pack(s, a);
+			edgetls__snapshot__pack(old, b);
+			same = memcmp(a, b, l1) == 0;
+		}
+		s->generation = same ? g : g + 1;
+		s->created_unix = same ? c : (int64_t)time(NULL);
+		free(a);
+		free(b);
+		policy_snapshot_free(old);
+	} else {
+		s->generation = 1;
+		s->created_unix = (int64_t)time(NULL);
+	}
+	*len = edgetls__snapshot__get_packed_size(s);
+	*out = malloc(*len + 1);
+	if (!*out)
+		return -1;
+	edgetls__snapshot__pack(s, *out);
+	*generation = s->generation;
+	return 0;
+}
+
+int compile_build(const struct cs_config *cfg, const struct store *st, time_t now,
+		  struct compile_result *out, char *err, size_t errlen)
+{
+	char hadir[PATH_MAX], cadir[PATH_MAX + 8], certdir[PATH_MAX + 8], path[PATH_MAX + 80];
+	struct trust *trusts = NULL;
+	size_t n_trusts = 0;
+	struct line *lines = NULL;
+	size_t n_lines = 0;
+	Edgetls__Policy **pols = NULL;
+	Edgetls__Host **hosts = NULL;
+	size_t n_pols = 0, n_hostmsgs = 0;
+	Edgetls__Snapshot snap = EDGETLS__SNAPSHOT__INIT;
+	struct buf pmap = {0}, mmap = {0};
+	char *none_pem = NULL, none_path[PATH_MAX + 32], default_id[COMPILE_POLICY_ID_LEN] = "";
+	int r = -1;
+
+	memset(out, 0, sizeof(*out));
+	compile_haproxy_dir(cfg, hadir, sizeof(hadir));
+	snprintf(cadir, sizeof(cadir), "%s/ca", hadir);
+	snprintf(certdir, sizeof(certdir), "%s/certs", hadir);
+	snprintf(none_path, sizeof(none_path), "%s/" NONE_CA_FILE, cadir);
+
+	out->hosts = calloc(cfg->n_hostnames + 1, sizeof(*out->hosts));
+	lines = calloc(cfg->n_hostnames + 1, sizeof(*lines));
+	hosts = calloc(cfg->n_hostnames + 1, sizeof(*hosts));
+	pols = calloc(cfg->n_hostnames + 2, sizeof(*pols));
+	trusts = calloc(cfg->n_hostnames + 1, sizeof(*trusts));
+	if (!out->hosts || !lines || !hosts || !pols || !trusts)
+		goto oom;
+
+	for (size_t e = 0; e < cfg->n_envs; e++) {
+		const struct cs_env *env = &cfg->envs[e];
+		for (size_t h = 0; h < env->n_hostnames; h++) {
+			const char *host = env->hostnames[h];
+			struct compile_host *ch = &out->hosts[out->n_hosts];
+			const struct cs_chain *chain = chain_of(env, host);
+			struct eff ef = {.mode = env->mtls.validation,
+					 .depth = env->mtls.depth,
+					 .deny = env->mtls.deny_on_failure,
+					 .headers = env->mtls.send_headers};
+			const struct trust *tr = NULL;
+			const char *verify;
+			size_t p;
+
+			ef.request = ef.mode != CS_VALIDATION_DISABLED &&
+				     (env->mtls.n_request_hostnames == 0 ||
+				      listed(env->mtls.request_hostnames,
+					     env->mtls.n_request_hostnames, host));
+			if (chain && ef.mode != CS_VALIDATION_DISABLED) {
+				size_t t;
+				for (t = 0; t < n_trusts; t++)
+					if (strcmp(trusts[t].file, chain->file) == 0)
+						break;
+				if (t == n_trusts) {
+					if (trust_load(&trusts[t], chain->file, cadir, err,
+						       errlen) < 0) {
+						trust_free(&trusts[t]);
+						goto out;
+					}
+					n_trusts++;
+				}
+				tr = &trusts[t];
+			}
+			ef.trust = tr;
+			eff_id(&ef);
+
+			/* The snapshot's policy, once per id. */
+			for (p = 0; p < n_pols; p++)
+				if (strcmp(pols[p]->id, ef.id) == 0)
+					break;
+			if (p == n_pols) {
+				Edgetls__Policy *pm = calloc(1, sizeof(*pm));
+				if (!pm)
+					goto oom;
+				edgetls__policy__init(pm);
+				pm->id = strdup(ef.id);
+				pm->mode = mode_proto(ef.mode);
+				pm->depth = (uint32_t)ef.depth;
+				pm->deny_on_failure = ef.deny;
+				pm->send_headers = ef.headers;
+				pm->request_certificate = ef.request;
+				if (tr) {
+					/* Borrowed from the trust: not freed with the policy. */
+					pm->anchors = tr->anchors;
+					pm->n_anchors = tr->n_anchors;
+					pm->crls = tr->crls;
+					pm->n_crls = tr->n_crls;
+				}
+				pols[n_pols++] = pm;
+				if (!pm->id)
+					goto oom;
+			}
+			hosts[n_hostmsgs] = calloc(1, sizeof(Edgetls__Host));
+			if (!hosts[n_hostmsgs])
+				goto oom;
+			edgetls__host__init(hosts[n_hostmsgs]);
+			hosts[n_hostmsgs]->name = (char *)host;
+			hosts[n_hostmsgs]->policy = pols[p]->id;
+			hosts[n_hostmsgs]->environment = env->name;
+			n_hostmsgs++;
+
+			ch->hostname = host;
+			ch->env = env;
+			ch->request_certificate = ef.request;
+			memcpy(ch->policy, ef.id, sizeof(ch->policy));
+			ch->cert = compile_pick_cert(st, env, host, now);
+			lines[n_lines] = (struct line){host, pols[p]->id, mode_token(ef.mode),
+						       env->name, NULL};
+			if (ch->cert) {
+				char *bundle = NULL, *ca_opt = NULL;
+				size_t blen = 0;
+				if (asprintf(&ch->cert_path, "%s/%s.pem", certdir, ch->cert->id) < 0) {
+					ch->cert_path = NULL;
+					goto oom;
+				}
+				if (store_bundle(st, ch->cert->id, &bundle, &blen, err, errlen) < 0)
+					goto out;
+				if (add_file(out, CF_CERT, ch->cert_path, bundle, blen, 0600,
+					     NULL) < 0)
+					goto oom;
+				verify = !ef.request ? "none"
+				       : ef.mode == CS_VALIDATION_REQUIRED ? "required"
+									     : "optional";
+				if (!ef.request) {
+					ca_opt = strdup("");
+				} else if (tr) {
+					char *ca = strdup(tr->ca_pem);
+					if (!ca || add_file(out, CF_CAFILE, tr->ca_path, ca,
+							    strlen(ca), 0644, NULL) < 0)
+						goto oom;
+					/* A CA list over 64 KiB breaks clients: verify with
+					 * the file, but send no names (mtls.md §8.4). */
+					if (asprintf(&ca_opt,
+						     tr->big_names ? " ca-verify-file %s no-ca-names"
+								   : " ca-file %s",
+						     tr->ca_path) < 0)
+						ca_opt = NULL;
+				} else {
+					if (!none_pem) {
+						none_pem = none_ca_pem(none_path);
+						if (!none_pem ||
+						    add_file(out, CF_CAFILE, none_path,
+							     strdup(none_pem), strlen(none_pem),
+							     0644, NULL) < 0)
+							goto oom;
+					}
+					if (asprintf(&ca_opt, " ca-file %s no-ca-names",
+						     none_path) < 0)
+						ca_opt = NULL;
+				}
+				if (!ca_opt || asprintf(&ch->crtlist_line, "%s [verify %s%s] %s",
+							ch->cert_path, verify, ca_opt, host) < 0) {
+					free(ca_opt);
+					ch->crtlist_line = NULL;
+					goto oom;
+				}
+				free(ca_opt);
+				lines[n_lines].text = ch->crtlist_line;
+			}
+			n_lines++;
+			out->n_hosts++;
+		}
+	}
+
+	/* The policy for connections without a known SNI (DESIGN §2.5): the default
+	 * environment's settings, no chain, no certificate asked (HAProxy's default
+	 * certificate line asks for none). */
+	if (cfg->default_environment) {
+		const struct cs_env *env = cs_config_env_named(cfg, cfg->default_environment);
+		struct eff ef = {.mode = env->mtls.validation,
+				 .depth = env->mtls.depth,
+				 .deny = env->mtls.deny_on_failure,
+				 .headers = env->mtls.send_headers};
+		size_t p;
+		eff_id(&ef);
+		for (p = 0; p < n_pols; p++)
+			if (strcmp(pols[p]->id, ef.id) == 0)
+				break;
+		if (p == n_pols) {
+			Edgetls__Policy *pm = calloc(1, sizeof(*pm));
+			if (!pm)
+				goto oom;
+			edgetls__policy__init(pm);
+			pols[n_pols++] = pm;
+			pm->id = strdup(ef.id);
+			pm->mode = mode_proto(ef.mode);
+			pm->depth = (uint32_t)ef.depth;
+			pm->deny_on_failure = ef.deny;
+			pm->send_headers = ef.headers;
+			if (!pm->id)
+				goto oom;
+		}
+		memcpy(default_id, ef.id, sizeof(default_id));
+	}
+
+	/* crt-lists, one per environment, sorted by hostname. */
+	qsort(lines, n_lines, sizeof(*lines), by_host);
+	for (size_t e = 0; e < cfg->n_envs; e++) {
+		struct buf b = {0};
+		buf_str(&b, "# Written by certsync compile: do not edit, changes are overwritten.\n");
+		for (size_t i = 0; i < n_lines; i++) {
+			if (!lines[i].text || strcmp(lines[i].env, cfg->envs[e].name) != 0)
+				continue;
+			buf_str(&b, lines[i].text);
+			buf_str(&b, "\n");
+		}
+		if (b.oom || add_file(out, CF_CRTLIST, cfg->envs[e].crt_list, b.p, b.len, 0644,
+				      cfg->envs[e].name) < 0) {
+			free(b.p);
+			goto oom;
+		}
+	}
+	/* Maps: for the Host/SNI check and the fail-closed rules of haproxy/. */
+	for (size_t i = 0; i < n_lines; i++) {
+		buf_str(&pmap, lines[i].host);
+		buf_str(&pmap, " ");
+		buf_str(&pmap, lines[i].policy);
+		buf_str(&pmap, "\n");
+		buf_str(&mmap, lines[i].host);
+		buf_str(&mmap, " ");
+		buf_str(&mmap, lines[i].mode);
+		buf_str(&mmap, "\n");
+	}
+	if (!pmap.p)
+		buf_str(&pmap, "");
+	if (!mmap.p)
+		buf_str(&mmap, "");
+	snprintf(path, sizeof(path), "%s/policy.map", hadir);
+	if (pmap.oom || add_file(out, CF_MAP, path, pmap.p, pmap.len, 0644, NULL) < 0)
+		goto oom;
+	pmap.p = NULL;
+	snprintf(path, sizeof(path), "%s/mode.map", hadir);
+	if (mmap.oom || add_file(out, CF_MAP, path, mmap.p, mmap.len, 0644, NULL) < 0)
+		goto oom;
+	mmap.p = NULL;
+
+	/* The snapshot. */
+	qsort(pols, n_pols, sizeof(*pols), by_policy);
+	qsort(hosts, n_hostmsgs, sizeof(*hosts), by_hostmsg);
+	snap.schema_version = POLICY_SCHEMA_VERSION;
+	snap.policies = pols;
+	snap.n_policies = n_pols;
+	snap.hosts = hosts;
+	snap.n_hosts = n_hostmsgs;
+	snap.default_policy = default_id;
+	{
+		uint8_t *sb = NULL;
+		size_t sl = 0;
+		if (snapshot_bytes(cfg, &snap, &sb, &sl, &out->generation) < 0 ||
+		    add_file(out, CF_SNAPSHOT, cfg->policy_file, sb, sl, 0644, NULL) < 0) {
+			free(sb);
+			goto oom;
+		}
+	}
+	out->n_policies = n_pols;
+	qsort(out->files, out->n_files, sizeof(*out->files), by_path);
+	r = 0;
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+out:
+	for (size_t i = 0; i < n_pols; i++) {
+		free(pols[i]->id);
+		free(pols[i]);
+	}
+	for (size_t i = 0; i < n_hostmsgs; i++)
+		free(hosts[i]);
+	for (size_t i = 0; i < n_trusts; i++)
+		trust_free(&trusts[i]);
+	free(trusts);
+	free(pols);
+	free(hosts);
+	free(lines);
+	free(pmap.p);
+	free(mmap.p);
+	free(none_pem);
+	if (r < 0)
+		compile_result_free(out);
+	return r;
+}
+
+static int dir_of(const char *path, char *dir, size_t n)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash || (size_t)(slash - path) >= n)
+		return -1;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	return 0;
+}
+
+int compile_write(const struct compile_result *r, size_t *changed, char *err, size_t errlen)
+{
+	*changed = 0;
+	/* files[] is sorted by kind: bundles and CA files, then lists and maps, then the
+	 * snapshot, so nothing ever names a file that is not there yet. */
+	for (size_t i = 0; i < r->n_files; i++) {
+		const struct compile_file *f = &r->files[i];
+		uint8_t *old = NULL;
+		size_t olen = 0;
+		char dir[PATH_MAX];
+		bool same;
+
+		same = afile_read(f->path, f->len + 1, &old, &olen) == 0 && olen == f->len &&
+		       memcmp(old, f->data, f->len) == 0;
+		if (old) {
+			OPENSSL_cleanse(old, olen);
+			free(old);
+		}
+		if (same)
+			continue;
+		if (dir_of(f->path, dir, sizeof(dir)) == 0 &&
+		    afile_mkdirs(dir, f->kind == CF_CERT ? 0700 : 0755) < 0) {
+			snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+			return -1;
+		}
+		if (afile_write(f->path, f->data, f->len, f->mode) < 0) {
+			snprintf(err, errlen, "writing %s: %s", f->path, strerror(errno));
+			return -1;
+		}
+		(*changed)++;
+	}
+	return 0;
+}
+
+void compile_result_free(struct compile_result *r)
+{
+	for (size_t i = 0; i < r->n_files; i++) {
+		if (r->files[i].kind == CF_CERT)
+			OPENSSL_cleanse(r->files[i].data, r->files[i].len);
+		free(r->files[i].data);
+		free(r->files[i].path);
+	}
+	for (size_t i = 0; i < r->n_hosts; i++) {
+		free(r->hosts[i].crtlist_line);
+		free(r->hosts[i].cert_path);
+	}
+	free(r->files);
+	free(r->hosts);
+	memset(r, 0, sizeof(*r));
+}
