@@ -63,7 +63,9 @@ UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 .PHONY: all test unit conformance e2e fuzz fuzz-smoke bench format format-check clean deps
 
-all: $(SPOA) $(BENCH) $(if $(wildcard certsync/main.c),$(CERTSYNC))
+CS_BENCH := $(BUILD)/bin/cs-bench
+
+all: $(SPOA) $(BENCH) $(CERTSYNC) $(CS_BENCH)
 
 $(BUILD)/obj/%.o: %.c | $(GEN)/policy.pb-c.h
 	@mkdir -p $(@D)
@@ -101,6 +103,10 @@ $(CERTSYNC): $(call obj,certsync/main.c) $(CERTSYNC_A) $(LIB_A)
 $(BENCH): $(call obj,tests/bench/spop-bench.c) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EV_LIBS) -lpthread -lm
+
+$(CS_BENCH): $(call obj,tests/bench/cs-bench.c) $(CERTSYNC_A) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
 $(BUILD)/tests/test_%: $(call obj,tests/unit/test_%.c) $(AGENT_A) $(CERTSYNC_A) $(LIB_A)
 	@mkdir -p $(@D)

@@ -102,14 +102,48 @@ bool apply_lines_equal(const char *a, const char *b)
 	       plines_equal(&x, &y);
 }
 
-/* HAProxy's lines of a crt-list (`show ssl crt-list -n`); NULL with err set when HAProxy
- * does not know the list. */
-static struct pline *served_lines(const struct hapi *h, const char *list, size_t *n,
+/* A served crt-list line reduced to what matters: its canonical key, its certificate and
+ * its number (for `del ssl crt-list <list> <cert>:<n>`). */
+struct sline {
+	char *key;
+	char *cert;
+	long lineno;
+	bool keep;
+};
+
+/* cert, sorted options and filters, joined: equal keys mean equal lines. */
+static char *line_key(const struct pline *p)
+{
+	char *k = NULL;
+
+	if (asprintf(&k, "%s\x01%s\x01%s", p->cert, p->opts, p->filters) < 0)
+		return NULL;
+	return k;
+}
+
+static int cmp_sline(const void *a, const void *b)
+{
+	return strcmp(((const struct sline *)a)->key, ((const struct sline *)b)->key);
+}
+
+static void slines_free(struct sline *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].key);
+		free(v[i].cert);
+	}
+	free(v);
+}
+
+/* HAProxy's lines of a crt-list (`show ssl crt-list -n`), sorted by key; NULL with
+ * rep->error set when HAProxy does not know the list or does not answer. */
+static struct sline *served_lines(const struct hapi *h, const char *list, size_t *n,
 				  struct apply_report *rep)
 {
 	char cmd[4200], *reply = NULL, *save = NULL;
-	struct pline *v = NULL;
+	struct sline *v = NULL;
 	size_t cap = 0;
+	struct pline p;
 
 	*n = 0;
 	snprintf(cmd, sizeof(cmd), "show ssl crt-list -n %s", list);
@@ -126,21 +160,56 @@ static struct pline *served_lines(const struct hapi *h, const char *list, size_t
 		return NULL;
 	}
 	for (char *l = strtok_r(reply, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		if (l[0] == '#' || l[strspn(l, " \t\r")] == '\0')
+		if (l[0] == '#' || l[strspn(l, " \t\r")] == '\0' || parse_line(l, true, &p) < 0)
 			continue;
 		if (*n == cap) {
-			struct pline *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*v));
+			struct sline *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*v));
 			if (!nv)
 				break;
 			v = nv;
 		}
-		if (parse_line(l, true, &v[*n]) == 0)
-			(*n)++;
+		v[*n] = (struct sline){line_key(&p), strdup(p.cert), p.lineno, false};
+		if (!v[*n].key || !v[*n].cert) {
+			free(v[*n].key);
+			free(v[*n].cert);
+			continue;
+		}
+		(*n)++;
 	}
 	free(reply);
 	if (!v)
 		v = calloc(1, sizeof(*v));
+	if (v)
+		qsort(v, *n, sizeof(*v), cmp_sline);
 	return v;
+}
+
+/* The first served line with this key not yet claimed, or NULL. */
+static struct sline *find_line(struct sline *v, size_t n, const char *key)
+{
+	struct sline k = {.key = (char *)key};
+	struct sline *hit = bsearch(&k, v, n, sizeof(*v), cmp_sline);
+	size_t i;
+
+	if (!hit)
+		return NULL;
+	i = (size_t)(hit - v);
+	while (i > 0 && strcmp(v[i - 1].key, key) == 0)
+		i--;
+	for (; i < n && strcmp(v[i].key, key) == 0; i++)
+		if (!v[i].keep)
+			return &v[i];
+	return NULL;
+}
+
+/* The key of a compiled host's line, or NULL without one. */
+static char *host_key(const struct compile_host *ch)
+{
+	struct pline p;
+
+	if (!ch->crtlist_line || parse_line(ch->crtlist_line, false, &p) < 0)
+		return NULL;
+	return line_key(&p);
 }
 
 /* ---- CA files ---- */
@@ -295,96 +364,120 @@ out:
 
 /* ---- the whole ---- */
 
-static const struct compile_host *host_with_cert(const struct compile_result *r, const char *path)
+/* The hosts that have a certificate, sorted by bundle path, for quick lookups. */
+static int cmp_host_path(const void *a, const void *b)
 {
-	for (size_t i = 0; i < r->n_hosts; i++)
-		if (r->hosts[i].cert_path && strcmp(r->hosts[i].cert_path, path) == 0)
-			return &r->hosts[i];
-	return NULL;
+	return strcmp((*(const struct compile_host *const *)a)->cert_path,
+		      (*(const struct compile_host *const *)b)->cert_path);
+}
+
+static const struct compile_host **by_cert(const struct compile_result *r, size_t *n)
+{
+	const struct compile_host **v = calloc(r->n_hosts + 1, sizeof(*v));
+
+	*n = 0;
+	for (size_t i = 0; v && i < r->n_hosts; i++)
+		if (r->hosts[i].cert_path)
+			v[(*n)++] = &r->hosts[i];
+	if (v)
+		qsort(v, *n, sizeof(*v), cmp_host_path);
+	return v;
+}
+
+/* A host whose bundle is path, or NULL when no host uses it. */
+static const struct compile_host *host_of_cert(const struct compile_host **v, size_t n,
+					       const char *path)
+{
+	struct compile_host key = {.cert_path = (char *)path};
+	const struct compile_host *k = &key, **hit;
+
+	hit = bsearch(&k, v, n, sizeof(*v), cmp_host_path);
+	return hit ? *hit : NULL;
+}
+
+static int cmp_lineno_desc(const void *a, const void *b)
+{
+	long x = (*(struct sline *const *)a)->lineno, y = (*(struct sline *const *)b)->lineno;
+	return x < y ? 1 : x > y ? -1 : 0;
 }
 
 static int apply_crtlist(const struct hapi *h, const struct compile_result *r,
-			 const struct compile_file *f, struct apply_report *rep)
+			 const struct compile_file *f, const struct compile_host **used, size_t n_used,
+			 struct apply_report *rep)
 {
-	struct pline *cur, want;
-	size_t n;
-	bool *keep;
+	struct sline *cur, **del = NULL;
+	size_t n, n_del = 0;
 	char err2[512];
+	int ret = -1;
 
 	cur = served_lines(h, f->path, &n, rep);
 	if (!cur)
 		return -1;
-	keep = calloc(n + 1, sizeof(*keep));
-	if (!keep) {
-		free(cur);
-		return -1;
-	}
 	/* Add first, delete after: a hostname changing certificate is never without one. */
 	for (size_t i = 0; i < r->n_hosts; i++) {
 		const struct compile_host *ch = &r->hosts[i];
-		bool found = false;
+		struct sline *hit;
+		char *key;
+
 		if (!ch->crtlist_line || strcmp(ch->env->crt_list, f->path) != 0)
 			continue;
-		if (parse_line(ch->crtlist_line, false, &want) < 0)
+		key = host_key(ch);
+		hit = key ? find_line(cur, n, key) : NULL;
+		free(key);
+		if (hit) {
+			hit->keep = true;
 			continue;
-		for (size_t j = 0; j < n; j++) {
-			if (!keep[j] && plines_equal(&want, &cur[j])) {
-				keep[j] = found = true;
-				break;
-			}
 		}
-		if (found)
-			continue;
 		if (hapi_crtlist_add(h, f->path, ch->crtlist_line, rep->error,
-				     sizeof(rep->error)) < 0) {
-			free(keep);
-			free(cur);
-			return -1;
-		}
+				     sizeof(rep->error)) < 0)
+			goto out;
 		rep->lines_added++;
 	}
+	del = calloc(n + 1, sizeof(*del));
+	if (!del)
+		goto out;
+	for (size_t j = 0; j < n; j++)
+		if (!cur[j].keep)
+			del[n_del++] = &cur[j];
 	/* Highest line numbers first, so the lower ones still name the same lines. */
-	for (size_t k = n; k-- > 0;) {
-		size_t best = n;
-		for (size_t j = 0; j < n; j++)
-			if (!keep[j] && (best == n || cur[j].lineno > cur[best].lineno))
-				best = j;
-		if (best == n)
-			break;
-		keep[best] = true;
-		{
-			char target[1100];
-			snprintf(target, sizeof(target), "%s:%ld", cur[best].cert, cur[best].lineno);
-			if (hapi_crtlist_del(h, f->path, target, rep->error, sizeof(rep->error)) < 0) {
-				free(keep);
-				free(cur);
-				return -1;
-			}
-		}
+	qsort(del, n_del, sizeof(*del), cmp_lineno_desc);
+	for (size_t k = 0; k < n_del; k++) {
+		char target[4200];
+		snprintf(target, sizeof(target), "%s:%ld", del[k]->cert, del[k]->lineno);
+		if (hapi_crtlist_del(h, f->path, target, rep->error, sizeof(rep->error)) < 0)
+			goto out;
 		rep->lines_deleted++;
 		/* Release the certificate when no line of ours uses it any more; HAProxy
 		 * refuses while another line or a `crt` still does, which is fine. */
-		if (!host_with_cert(r, cur[best].cert)) {
-			char cmd[1200], *reply = NULL;
-			snprintf(cmd, sizeof(cmd), "del ssl cert %s", cur[best].cert);
+		if (!host_of_cert(used, n_used, del[k]->cert)) {
+			char cmd[4200], *reply = NULL;
+			snprintf(cmd, sizeof(cmd), "del ssl cert %s", del[k]->cert);
 			if (hapi_cmd(h, cmd, NULL, &reply, err2, sizeof(err2)) == 0 &&
 			    strstr(reply, "deleted"))
 				rep->certs_freed++;
 			free(reply);
 		}
 	}
-	free(keep);
-	free(cur);
-	return 0;
+	ret = 0;
+out:
+	free(del);
+	slines_free(cur, n);
+	return ret;
 }
 
 int apply_run(const struct hapi *h, const struct compile_result *r, struct apply_report *rep)
 {
 	char err[512];
 	int bad = 0;
+	size_t n_used;
+	const struct compile_host **used = by_cert(r, &n_used);
 
 	memset(rep, 0, sizeof(*rep));
 	rep->reachable = true;
+	if (!used) {
+		snprintf(rep->error, sizeof(rep->error), "out of memory");
+		return -1;
+	}
 	for (size_t i = 0; i < r->n_files && rep->reachable; i++) {
 		const struct compile_file *f = &r->files[i];
 		int st;
@@ -413,7 +506,8 @@ int apply_run(const struct hapi *h, const struct compile_result *r, struct apply
 			break;
 		}
 		case CF_CERT: {
-			const struct compile_host *ch = host_with_cert(r, f->path);
+			/* Any host whose bundle this is gives the expected serial. */
+			const struct compile_host *ch = host_of_cert(used, n_used, f->path);
 			char serial[X509U_SERIAL_LEN + 8];
 			char *pem;
 			int u;
@@ -443,7 +537,7 @@ int apply_run(const struct hapi *h, const struct compile_result *r, struct apply
 			break;
 		}
 		case CF_CRTLIST:
-			if (apply_crtlist(h, r, f, rep) < 0)
+			if (apply_crtlist(h, r, f, used, n_used, rep) < 0)
 				bad++;
 			break;
 		case CF_MAP:
@@ -454,6 +548,7 @@ int apply_run(const struct hapi *h, const struct compile_result *r, struct apply
 			break; /* the agent reads it from disk */
 		}
 	}
+	free((void *)used);
 	if (!rep->reachable)
 		bad++;
 	rep->in_sync = bad == 0;
@@ -466,7 +561,7 @@ void apply_served(const struct hapi *h, const struct compile_result *r, int *ser
 		served[i] = 0;
 	for (size_t f = 0; f < r->n_files; f++) {
 		struct apply_report rep = {.reachable = true};
-		struct pline want, *cur;
+		struct sline *cur;
 		size_t n;
 
 		if (r->files[f].kind != CF_CRTLIST)
@@ -474,17 +569,17 @@ void apply_served(const struct hapi *h, const struct compile_result *r, int *ser
 		cur = served_lines(h, r->files[f].path, &n, &rep);
 		for (size_t i = 0; i < r->n_hosts; i++) {
 			const struct compile_host *ch = &r->hosts[i];
+			char *key;
 			if (strcmp(ch->env->crt_list, r->files[f].path) != 0)
 				continue;
 			if (!cur) {
 				served[i] = rep.reachable ? 0 : -1;
 				continue;
 			}
-			if (!ch->crtlist_line || parse_line(ch->crtlist_line, false, &want) < 0)
-				continue;
-			for (size_t j = 0; j < n && !served[i]; j++)
-				served[i] = plines_equal(&want, &cur[j]);
+			key = host_key(ch);
+			served[i] = key && find_line(cur, n, key) != NULL;
+			free(key);
 		}
-		free(cur);
+		slines_free(cur, n);
 	}
 }

@@ -72,57 +72,88 @@ void compile_haproxy_dir(const struct cs_config *cfg, char *buf, size_t buflen)
 
 /* ---- certificate choice ---- */
 
-static bool names_have(const struct x509u_names *n, const char *name)
+/* Every DNS name of every stored certificate, sorted, so that choosing the certificates
+ * of 10,000 hostnames costs two binary searches each rather than a pass over the store. */
+struct name_ref {
+	const char *name;
+	const struct store_cert *cert;
+};
+
+static int cmp_ref(const void *a, const void *b)
 {
-	for (size_t i = 0; i < n->n; i++)
-		if (strcasecmp(n->name[i], name) == 0)
-			return true;
-	return false;
+	return strcmp(((const struct name_ref *)a)->name, ((const struct name_ref *)b)->name);
 }
 
-/* 0: not covered, 2: exact name, 1: by a wildcard name (one label). */
-static int covers(const struct store_cert *c, const char *host)
+static struct name_ref *name_index(const struct store *st, size_t *n)
 {
-	const char *dot;
+	size_t total = 0, k = 0;
+	struct name_ref *v;
 
-	if (names_have(&c->names, host))
-		return 2;
-	if (strncmp(host, "*.", 2) == 0 || !(dot = strchr(host, '.')))
-		return 0;
-	for (size_t i = 0; i < c->names.n; i++)
-		if (strncmp(c->names.name[i], "*.", 2) == 0 &&
-		    strcasecmp(c->names.name[i] + 2, dot + 1) == 0)
-			return 1;
-	return 0;
+	for (size_t i = 0; i < st->n; i++)
+		total += st->v[i].names.n;
+	v = calloc(total + 1, sizeof(*v));
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < st->n; i++)
+		for (size_t j = 0; j < st->v[i].names.n; j++)
+			v[k++] = (struct name_ref){st->v[i].names.name[j], &st->v[i]};
+	qsort(v, k, sizeof(*v), cmp_ref);
+	*n = k;
+	return v;
 }
 
-const struct store_cert *compile_pick_cert(const struct store *st, const struct cs_env *env,
-					   const char *hostname, time_t now)
+static bool better(const struct store_cert *c, int kind, const struct store_cert *best,
+		   int best_kind)
+{
+	if (!best || kind != best_kind)
+		return !best || kind > best_kind;
+	if (c->not_before != best->not_before)
+		return c->not_before > best->not_before;
+	if (c->not_after != best->not_after)
+		return c->not_after > best->not_after;
+	return strcmp(c->id, best->id) > 0;
+}
+
+/* The best certificate for hostname in env at now (DESIGN §4.3): valid now, in the
+ * environment's network for uploads, exact name over wildcard, then the most recently
+ * issued. */
+static const struct store_cert *pick_cert(const struct name_ref *idx, size_t n,
+					  const struct cs_env *env, const char *host, time_t now)
 {
 	const struct store_cert *best = NULL;
 	int best_kind = 0;
+	char wild[300];
+	const char *dot = strchr(host, '.');
 
-	for (size_t i = 0; i < st->n; i++) {
-		const struct store_cert *c = &st->v[i];
-		int kind;
-		if (now < c->not_before || now >= c->not_after)
+	snprintf(wild, sizeof(wild), "*%s", dot ? dot : "");
+	for (int kind = 2; kind >= 1; kind--) {
+		/* A configured wildcard is covered only by the same wildcard name. */
+		const char *name = kind == 2 ? host : wild;
+		struct name_ref key = {name, NULL};
+		struct name_ref *hit;
+		size_t lo;
+
+		if (kind == 1 && (!dot || strncmp(host, "*.", 2) == 0))
+			break;
+		hit = bsearch(&key, idx, n, sizeof(*idx), cmp_ref);
+		if (!hit)
 			continue;
-		/* Uploaded certificates serve their network only; ACME ones were ordered
-		 * for their hostnames, whatever the network. */
-		if (c->source == STORE_UPLOADED &&
-		    (!c->network || strcmp(c->network, env->network) != 0))
-			continue;
-		kind = covers(c, hostname);
-		if (kind == 0)
-			continue;
-		if (!best || kind > best_kind ||
-		    (kind == best_kind &&
-		     (c->not_before > best->not_before ||
-		      (c->not_before == best->not_before &&
-		       (c->not_after > best->not_after ||
-			(c->not_after == best->not_after && strcmp(c->id, best->id) > 0)))))) {
-			best = c;
-			best_kind = kind;
+		lo = (size_t)(hit - idx);
+		while (lo > 0 && strcmp(idx[lo - 1].name, name) == 0)
+			lo--;
+		for (size_t i = lo; i < n && strcmp(idx[i].name, name) == 0; i++) {
+			const struct store_cert *c = idx[i].cert;
+			if (now < c->not_before || now >= c->not_after)
+				continue;
+			/* Uploaded certificates serve their network only; ACME ones were
+			 * ordered for their hostnames, whatever the network. */
+			if (c->source == STORE_UPLOADED &&
+			    (!c->network || strcmp(c->network, env->network) != 0))
+				continue;
+			if (better(c, kind, best, best_kind)) {
+				best = c;
+				best_kind = kind;
+			}
 		}
 	}
 	return best;
@@ -290,24 +321,28 @@ out:
 
 /* ---- results ---- */
 
+/* Takes data (freed on failure too). Callers add each path once. */
 static int add_file(struct compile_result *r, enum compile_file_kind kind, const char *path,
 		    void *data, size_t len, mode_t mode, const char *env)
 {
 	struct compile_file *nv;
 
-	for (size_t i = 0; i < r->n_files; i++) {
-		if (strcmp(r->files[i].path, path) == 0) {
-			free(data); /* the same CA or bundle for several lines */
-			return 0;
+	if (r->n_files == r->cap_files) {
+		size_t cap = r->cap_files ? 2 * r->cap_files : 64;
+		nv = realloc(r->files, cap * sizeof(*nv));
+		if (!nv) {
+			free(data);
+			return -1;
 		}
+		r->files = nv;
+		r->cap_files = cap;
 	}
-	nv = realloc(r->files, (r->n_files + 1) * sizeof(*nv));
-	if (!nv)
-		return -1;
-	r->files = nv;
+	nv = r->files;
 	nv[r->n_files] = (struct compile_file){kind, strdup(path), data, len, mode, env};
-	if (!nv[r->n_files].path)
+	if (!nv[r->n_files].path) {
+		free(data);
 		return -1;
+	}
 	r->n_files++;
 	return 0;
 }
@@ -475,6 +510,9 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 	Edgetls__Snapshot snap = EDGETLS__SNAPSHOT__INIT;
 	struct buf pmap = {0}, mmap = {0};
 	char *none_pem = NULL, none_path[PATH_MAX + 32], default_id[COMPILE_POLICY_ID_LEN] = "";
+	struct name_ref *idx = NULL;
+	size_t n_idx = 0;
+	bool *bundled = NULL, *ca_added = NULL;
 	int r = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -488,7 +526,10 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 	hosts = calloc(cfg->n_hostnames + 1, sizeof(*hosts));
 	pols = calloc(cfg->n_hostnames + 2, sizeof(*pols));
 	trusts = calloc(cfg->n_hostnames + 1, sizeof(*trusts));
-	if (!out->hosts || !lines || !hosts || !pols || !trusts)
+	idx = name_index(st, &n_idx);
+	bundled = calloc(st->n + 1, sizeof(*bundled));
+	ca_added = calloc(cfg->n_hostnames + 1, sizeof(*ca_added));
+	if (!out->hosts || !lines || !hosts || !pols || !trusts || !idx || !bundled || !ca_added)
 		goto oom;
 
 	for (size_t e = 0; e < cfg->n_envs; e++) {
@@ -566,7 +607,7 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 			ch->env = env;
 			ch->request_certificate = ef.request;
 			memcpy(ch->policy, ef.id, sizeof(ch->policy));
-			ch->cert = compile_pick_cert(st, env, host, now);
+			ch->cert = pick_cert(idx, n_idx, env, host, now);
 			lines[n_lines] = (struct line){host, pols[p]->id, mode_token(ef.mode),
 						       env->name, NULL};
 			if (ch->cert) {
@@ -576,21 +617,28 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 					ch->cert_path = NULL;
 					goto oom;
 				}
-				if (store_bundle(st, ch->cert->id, &bundle, &blen, err, errlen) < 0)
-					goto out;
-				if (add_file(out, CF_CERT, ch->cert_path, bundle, blen, 0600,
-					     NULL) < 0)
-					goto oom;
+				if (!bundled[ch->cert - st->v]) {
+					if (store_bundle(st, ch->cert->id, &bundle, &blen, err,
+							 errlen) < 0)
+						goto out;
+					if (add_file(out, CF_CERT, ch->cert_path, bundle, blen, 0600,
+						     NULL) < 0)
+						goto oom;
+					bundled[ch->cert - st->v] = true;
+				}
 				verify = !ef.request ? "none"
 				       : ef.mode == CS_VALIDATION_REQUIRED ? "required"
 									     : "optional";
 				if (!ef.request) {
 					ca_opt = strdup("");
 				} else if (tr) {
-					char *ca = strdup(tr->ca_pem);
-					if (!ca || add_file(out, CF_CAFILE, tr->ca_path, ca,
-							    strlen(ca), 0644, NULL) < 0)
-						goto oom;
+					if (!ca_added[tr - trusts]) {
+						char *ca = strdup(tr->ca_pem);
+						if (!ca || add_file(out, CF_CAFILE, tr->ca_path, ca,
+								    strlen(ca), 0644, NULL) < 0)
+							goto oom;
+						ca_added[tr - trusts] = true;
+					}
 					/* A CA list over 64 KiB breaks clients: verify with
 					 * the file, but send no names (mtls.md §8.4). */
 					if (asprintf(&ca_opt,
@@ -667,11 +715,13 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 			buf_str(&b, lines[i].text);
 			buf_str(&b, "\n");
 		}
-		if (b.oom || add_file(out, CF_CRTLIST, cfg->envs[e].crt_list, b.p, b.len, 0644,
-				      cfg->envs[e].name) < 0) {
+		if (b.oom) {
 			free(b.p);
 			goto oom;
 		}
+		if (add_file(out, CF_CRTLIST, cfg->envs[e].crt_list, b.p, b.len, 0644,
+			     cfg->envs[e].name) < 0)
+			goto oom;
 	}
 	/* Maps: for the Host/SNI check and the fail-closed rules of haproxy/. */
 	for (size_t i = 0; i < n_lines; i++) {
@@ -688,14 +738,19 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 		buf_str(&pmap, "");
 	if (!mmap.p)
 		buf_str(&mmap, "");
+	if (pmap.oom || mmap.oom)
+		goto oom;
 	snprintf(path, sizeof(path), "%s/policy.map", hadir);
-	if (pmap.oom || add_file(out, CF_MAP, path, pmap.p, pmap.len, 0644, NULL) < 0)
-		goto oom;
+	r = add_file(out, CF_MAP, path, pmap.p, pmap.len, 0644, NULL);
 	pmap.p = NULL;
-	snprintf(path, sizeof(path), "%s/mode.map", hadir);
-	if (mmap.oom || add_file(out, CF_MAP, path, mmap.p, mmap.len, 0644, NULL) < 0)
+	if (r < 0)
 		goto oom;
+	snprintf(path, sizeof(path), "%s/mode.map", hadir);
+	r = add_file(out, CF_MAP, path, mmap.p, mmap.len, 0644, NULL);
 	mmap.p = NULL;
+	if (r < 0)
+		goto oom;
+	r = -1;
 
 	/* The snapshot. */
 	qsort(pols, n_pols, sizeof(*pols), by_policy);
@@ -709,11 +764,12 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 	{
 		uint8_t *sb = NULL;
 		size_t sl = 0;
-		if (snapshot_bytes(cfg, &snap, &sb, &sl, &out->generation) < 0 ||
-		    add_file(out, CF_SNAPSHOT, cfg->policy_file, sb, sl, 0644, NULL) < 0) {
+		if (snapshot_bytes(cfg, &snap, &sb, &sl, &out->generation) < 0) {
 			free(sb);
 			goto oom;
 		}
+		if (add_file(out, CF_SNAPSHOT, cfg->policy_file, sb, sl, 0644, NULL) < 0)
+			goto oom;
 	}
 	out->n_policies = n_pols;
 	qsort(out->files, out->n_files, sizeof(*out->files), by_path);
@@ -737,6 +793,9 @@ out:
 	free(pmap.p);
 	free(mmap.p);
 	free(none_pem);
+	free(idx);
+	free(bundled);
+	free(ca_added);
 	if (r < 0)
 		compile_result_free(out);
 	return r;
@@ -755,6 +814,9 @@ static int dir_of(const char *path, char *dir, size_t n)
 
 int compile_write(const struct compile_result *r, size_t *changed, char *err, size_t errlen)
 {
+	struct afile_batch batch = {0};
+	enum compile_file_kind stage = CF_CERT;
+
 	*changed = 0;
 	/* files[] is sorted by kind: bundles and CA files, then lists and maps, then the
 	 * snapshot, so nothing ever names a file that is not there yet. */
@@ -776,13 +838,28 @@ int compile_write(const struct compile_result *r, size_t *changed, char *err, si
 		if (dir_of(f->path, dir, sizeof(dir)) == 0 &&
 		    afile_mkdirs(dir, f->kind == CF_CERT ? 0700 : 0755) < 0) {
 			snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+			afile_batch_abort(&batch);
 			return -1;
 		}
-		if (afile_write(f->path, f->data, f->len, f->mode) < 0) {
+		/* One batch per stage: a stage's files are durable before the next stage
+		 * (which names them) is renamed into place. */
+		if (f->kind != stage) {
+			if (afile_batch_commit(&batch) < 0) {
+				snprintf(err, errlen, "writing %s: %s", f->path, strerror(errno));
+				return -1;
+			}
+			stage = f->kind;
+		}
+		if (afile_batch_add(&batch, f->path, f->data, f->len, f->mode) < 0) {
 			snprintf(err, errlen, "writing %s: %s", f->path, strerror(errno));
+			afile_batch_abort(&batch);
 			return -1;
 		}
 		(*changed)++;
+	}
+	if (afile_batch_commit(&batch) < 0) {
+		snprintf(err, errlen, "writing the compiled files: %s", strerror(errno));
+		return -1;
 	}
 	return 0;
 }

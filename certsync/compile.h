@@ -54,7 +54,7 @@ struct compile_host {
 
 struct compile_result {
 	struct compile_file *files;
-	size_t n_files;
+	size_t n_files, cap_files;
 	struct compile_host *hosts; /* in configuration order */
 	size_t n_hosts;
 	size_t n_policies;
@@ -71,10 +71,5 @@ void compile_result_free(struct compile_result *r);
 
 /* The directory of HAProxy's files: <state_dir>/haproxy. */
 void compile_haproxy_dir(const struct cs_config *cfg, char *buf, size_t buflen);
-
-/* The best certificate for hostname in env at now (DESIGN §4.3; exact name over wildcard,
- * then the most recently issued), or NULL. */
-const struct store_cert *compile_pick_cert(const struct store *st, const struct cs_env *env,
-					   const char *hostname, time_t now);
 
 #endif

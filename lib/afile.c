@@ -57,9 +57,10 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-/* Writes data to a fresh temporary beside path; its name goes to tmp. */
+/* Writes data to a fresh temporary beside path (fsync'ed when sync); its name goes to
+ * tmp. */
 static int write_tmp(const char *path, const void *data, size_t len, mode_t mode, char *tmp,
-		     char *dir)
+		     char *dir, int sync)
 {
 	char base[PATH_MAX];
 	int fd, saved;
@@ -73,7 +74,7 @@ static int write_tmp(const char *path, const void *data, size_t len, mode_t mode
 	fd = mkostemp(tmp, O_CLOEXEC); /* created 0600 */
 	if (fd < 0)
 		return -1;
-	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0)
+	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || (sync && fsync(fd) < 0))
 		goto err;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -94,7 +95,7 @@ int afile_write(const char *path, const void *data, size_t len, mode_t mode)
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	int saved;
 
-	if (write_tmp(path, data, len, mode, tmp, dir) < 0)
+	if (write_tmp(path, data, len, mode, tmp, dir, 1) < 0)
 		return -1;
 	if (rename(tmp, path) < 0) {
 		saved = errno;
@@ -110,7 +111,7 @@ int afile_create(const char *path, const void *data, size_t len, mode_t mode)
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	int r, saved;
 
-	if (write_tmp(path, data, len, mode, tmp, dir) < 0)
+	if (write_tmp(path, data, len, mode, tmp, dir, 1) < 0)
 		return -1;
 	/* link() fails with EEXIST instead of replacing: O_EXCL semantics, whole file. */
 	r = link(tmp, path);
@@ -121,6 +122,102 @@ int afile_create(const char *path, const void *data, size_t len, mode_t mode)
 		return -1;
 	}
 	return afile_sync_dir(dir);
+}
+
+int afile_batch_add(struct afile_batch *b, const char *path, const void *data, size_t len,
+		    mode_t mode)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 32;
+		char **t = realloc(b->tmp, cap * sizeof(*t)), **d;
+		if (!t)
+			return -1;
+		b->tmp = t;
+		d = realloc(b->dst, cap * sizeof(*d));
+		if (!d)
+			return -1;
+		b->dst = d;
+		b->cap = cap;
+	}
+	if (write_tmp(path, data, len, mode, tmp, dir, 0) < 0)
+		return -1;
+	b->tmp[b->n] = strdup(tmp);
+	b->dst[b->n] = strdup(path);
+	if (!b->tmp[b->n] || !b->dst[b->n]) {
+		unlink(tmp);
+		free(b->tmp[b->n]);
+		free(b->dst[b->n]);
+		return -1;
+	}
+	b->n++;
+	return 0;
+}
+
+static void batch_free(struct afile_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->tmp[i]);
+		free(b->dst[i]);
+	}
+	free(b->tmp);
+	free(b->dst);
+	memset(b, 0, sizeof(*b));
+}
+
+void afile_batch_abort(struct afile_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->tmp[i])
+			unlink(b->tmp[i]);
+	batch_free(b);
+}
+
+int afile_batch_commit(struct afile_batch *b)
+{
+	char dir[PATH_MAX], base[PATH_MAX], last[PATH_MAX] = "";
+	int fd, saved;
+
+	if (b->n == 0) {
+		batch_free(b);
+		return 0;
+	}
+	/* Every temporary's content on disk before any rename makes it visible. */
+	fd = open(b->tmp[0], O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || syncfs(fd) < 0) {
+		saved = errno;
+		if (fd >= 0)
+			close(fd);
+		afile_batch_abort(b);
+		errno = saved;
+		return -1;
+	}
+	close(fd);
+	for (size_t i = 0; i < b->n; i++) {
+		if (rename(b->tmp[i], b->dst[i]) < 0) {
+			saved = errno;
+			afile_batch_abort(b);
+			errno = saved;
+			return -1;
+		}
+		free(b->tmp[i]);
+		b->tmp[i] = NULL;
+	}
+	/* The renames themselves: each directory once (targets come grouped by directory). */
+	for (size_t i = 0; i < b->n; i++) {
+		if (split(b->dst[i], dir, base) < 0 || strcmp(dir, last) == 0)
+			continue;
+		memcpy(last, dir, strlen(dir) + 1);
+		if (afile_sync_dir(dir) < 0) {
+			saved = errno;
+			batch_free(b);
+			errno = saved;
+			return -1;
+		}
+	}
+	batch_free(b);
+	return 0;
 }
 
 int afile_read(const char *path, size_t max, uint8_t **out, size_t *len)

@@ -26,6 +26,23 @@ int afile_read(const char *path, size_t max, uint8_t **out, size_t *len)
 	__attribute__((warn_unused_result));
 /* Creates dir and its missing parents with mode. */
 int afile_mkdirs(const char *dir, mode_t mode) __attribute__((warn_unused_result));
+/*
+ * Many files replaced at once, as durable as afile_write() but with one syncfs() for
+ * all their contents instead of one fsync() each: add() writes temporaries, commit()
+ * flushes them, renames each over its target and fsyncs the directories. Until commit,
+ * every target keeps its old content; abort() (or a failed commit) removes the
+ * temporaries not yet renamed.
+ */
+struct afile_batch {
+	char **tmp, **dst;
+	size_t n, cap;
+};
+
+int afile_batch_add(struct afile_batch *b, const char *path, const void *data, size_t len,
+		    mode_t mode) __attribute__((warn_unused_result));
+int afile_batch_commit(struct afile_batch *b) __attribute__((warn_unused_result));
+void afile_batch_abort(struct afile_batch *b);
+
 /* fsync()s a directory, so that a rename or link in it is durable. */
 int afile_sync_dir(const char *dir) __attribute__((warn_unused_result));
 /* Removes the ".afile-*" temporaries left in dir by an interrupted write. */

@@ -127,6 +127,44 @@ static void test_sweep_removes_only_temporaries(void **state)
 	assert_int_equal(access(q, F_OK), 0);
 }
 
+static void test_batch_commit_and_abort(void **state)
+{
+	struct afile_batch b = {0};
+	char p1[128], p2[128];
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	path_of(p1, sizeof(p1), "b1");
+	path_of(p2, sizeof(p2), "b2");
+	assert_int_equal(afile_write(p1, "old1", 4, 0644), 0);
+	assert_int_equal(afile_batch_add(&b, p1, "new1", 4, 0644), 0);
+	assert_int_equal(afile_batch_add(&b, p2, "new2", 4, 0600), 0);
+	/* Before the commit the targets are untouched. */
+	assert_int_equal(afile_read(p1, 100, &buf, &len), 0);
+	assert_memory_equal(buf, "old1", 4);
+	free(buf);
+	assert_int_equal(access(p2, F_OK), -1);
+	assert_int_equal(afile_batch_commit(&b), 0);
+	assert_int_equal(afile_read(p1, 100, &buf, &len), 0);
+	assert_memory_equal(buf, "new1", 4);
+	free(buf);
+	assert_int_equal(afile_read(p2, 100, &buf, &len), 0);
+	assert_memory_equal(buf, "new2", 4);
+	free(buf);
+	/* An aborted batch changes nothing and leaves no temporary. */
+	assert_int_equal(afile_batch_add(&b, p1, "gone", 4, 0644), 0);
+	afile_batch_abort(&b);
+	assert_int_equal(afile_read(p1, 100, &buf, &len), 0);
+	assert_memory_equal(buf, "new1", 4);
+	free(buf);
+	{
+		char cmd[160];
+		snprintf(cmd, sizeof(cmd), "ls -a %s | grep -q '^.afile-'", dir);
+		assert_int_equal(system(cmd), 256); /* grep found no temporary */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -135,6 +173,7 @@ int main(void)
 		cmocka_unit_test(test_create_is_exclusive),
 		cmocka_unit_test(test_read_is_bounded),
 		cmocka_unit_test(test_sweep_removes_only_temporaries),
+		cmocka_unit_test(test_batch_commit_and_abort),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
