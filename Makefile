@@ -157,6 +157,7 @@ fuzz-smoke:
 
 bench: all
 	BUILD=$(BUILD) tests/bench/run.sh
+	BUILD=$(BUILD) tests/bench/certsync.sh
 
 format:
 	clang-format -i $(wildcard lib/*.[ch] agent/*.[ch] certsync/*.[ch] tests/*/*.[ch])
