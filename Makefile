@@ -170,3 +170,11 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# The README's first command: the whole stack on loopback, and a tour of it.
+.PHONY: demo demo-stop
+demo:
+	@scripts/demo.sh start
+
+demo-stop:
+	@scripts/demo.sh stop

@@ -78,8 +78,8 @@ static void print_table(json_t *arr)
 	size_t i;
 	json_t *h;
 
-	printf("%-32s %-14s %-14s %-9s %-20s %-10s %5s %-11s\n", "HOSTNAME", "ENVIRONMENT", "MODE",
-	       "SOURCE", "NOT AFTER", "SERIAL", "DAYS", "HAPROXY");
+	printf("%-32s %-14s %-14s %-9s %-20s %5s %-11s %s\n", "HOSTNAME", "ENVIRONMENT", "MODE",
+	       "SOURCE", "NOT AFTER", "DAYS", "HAPROXY", "SERIAL");
 	json_array_foreach(arr, i, h)
 	{
 		json_t *c = json_object_get(h, "certificate");
@@ -91,12 +91,12 @@ static void print_table(json_t *arr)
 		if (json_object_get(c, "days_left"))
 			snprintf(days, sizeof(days), "%lld",
 				 (long long)json_integer_value(json_object_get(c, "days_left")));
-		printf("%-32s %-14s %-14s %-9s %-20s %-10.10s %5s %-11s\n",
+		printf("%-32s %-14s %-14s %-9s %-20s %5s %-11s %s\n",
 		       json_string_value(json_object_get(h, "hostname")),
 		       json_string_value(json_object_get(h, "environment")),
 		       json_string_value(json_object_get(h, "mode")),
-		       json_string_value(json_object_get(c, "source")), na ? na : "-",
-		       serial ? serial : "-", days, json_string_value(json_object_get(h, "haproxy")));
+		       json_string_value(json_object_get(c, "source")), na ? na : "-", days,
+		       json_string_value(json_object_get(h, "haproxy")), serial ? serial : "-");
 		if (err)
 			printf("    ! %s\n", err);
 	}

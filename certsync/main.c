@@ -14,6 +14,7 @@
 #include "cmds.h"
 #include "config.h"
 #include "csr.h"
+#include "log.h"
 
 #include "banned.h"
 
@@ -149,6 +150,8 @@ int main(int argc, char **argv)
 	struct cmd_ctx ctx = {.config_path = DEFAULT_CONFIG};
 	int o;
 
+	log_set_prog("certsync");
+
 	/* "+": stop at the command name, its options are its own. */
 	while ((o = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (o) {
@@ -180,6 +183,9 @@ int main(int argc, char **argv)
 			        commands[i].name);
 			return 2;
 		}
+		/* One-shot commands print their results; their log lines are for problems. */
+		if (strcmp(commands[i].name, "run") != 0)
+			log_set_level(LOG_WARN);
 		/* A fresh getopt for the command: optind = 0 makes glibc reinitialise. */
 		{
 			int cargc = argc - optind;

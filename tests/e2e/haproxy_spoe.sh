@@ -34,7 +34,11 @@ NOTIFY=spoa_mtls_notify_processed_total
 log "ports: frontend=$FE_PORT origin=$ORIGIN_PORT agent=$AGENT_PORT metrics=$METRICS_PORT"
 
 e2e_pki "$PKI" || die "test PKI generation failed"
-mkdir -p "$E2E_TMP/certs" && cp "$PKI/server.pem" "$E2E_TMP/certs/localhost.pem"
+# certsync's files as the example expects them: a default certificate, an (empty)
+# environment crt-list and the two maps.
+mkdir -p "$E2E_TMP/edgetls" && cp "$PKI/server.pem" "$E2E_TMP/default.pem" &&
+	: >"$E2E_TMP/edgetls/production.crt-list" && : >"$E2E_TMP/edgetls/policy.map" &&
+	: >"$E2E_TMP/edgetls/mode.map"
 
 # --- helpers -----------------------------------------------------------------------------
 
@@ -114,7 +118,8 @@ wait_status() {
 section "(a) haproxy -c on the shipped example and on the test config"
 
 # The example with its /etc/haproxy and /run paths pointed at temp files, nothing else.
-sed -e "s#/etc/haproxy/certs/#$E2E_TMP/certs/#g" \
+sed -e "s#/etc/haproxy/default.pem#$E2E_TMP/default.pem#g" \
+	-e "s#/var/lib/edgetls/haproxy/#$E2E_TMP/edgetls/#g" \
 	-e "s#/etc/haproxy/spoe-mtls.conf#$SPOE_CONF#g" \
 	-e "s#/run/haproxy/admin.sock#$E2E_TMP/example-admin.sock#g" \
 	"$EXAMPLE" >"$E2E_TMP/example.cfg"
@@ -137,7 +142,8 @@ cat >"$E2E_TMP/test-headers.cfg" <<'EOF'
     http-request set-header x-e2e-spoe-error   %[var(txn.mtls.error)]    if { var(txn.mtls.error) -m found }
     http-request set-header x-e2e-spoe-ptime   %[var(txn.mtls.ptime)]    if { var(txn.mtls.ptime) -m found }
 EOF
-sed -e "s#/etc/haproxy/certs/#$E2E_TMP/certs/#g" \
+sed -e "s#/etc/haproxy/default.pem#$E2E_TMP/default.pem#g" \
+	-e "s#/var/lib/edgetls/haproxy/#$E2E_TMP/edgetls/#g" \
 	-e "s#/etc/haproxy/spoe-mtls.conf#$SPOE_CONF#g" \
 	-e "s#/run/haproxy/admin.sock#$SOCK#g" \
 	-e "s#^\([[:space:]]*\)log /dev/log local0#\1log stderr format raw local0 info#" \
