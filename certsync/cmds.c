@@ -251,6 +251,10 @@ int cmd_upload(const char *config_path, int argc, char **argv)
 									    : "");
 		json_array_foreach(json_object_get(ans, "covers"), i, h)
 			printf("  serves %s\n", json_string_value(h));
+		json_array_foreach(json_object_get(ans, "preferred_elsewhere"), i, h)
+			printf("  does not serve %s: an exact or more recent certificate is "
+			       "preferred there\n",
+			       json_string_value(h));
 		printf("  HAProxy: %s%s%s\n", json_string_value(json_object_get(ans, "haproxy")),
 		       json_object_get(ans, "sync_error") ? ": " : "",
 		       json_object_get(ans, "sync_error")

@@ -125,8 +125,10 @@ json_t *ctl_call(const char *state_dir, json_t *req, char *err, size_t errlen)
 		goto out;
 	}
 	reply = read_all(fd, CTL_MAX_REQUEST, now_ms() + CTL_TIMEOUT_MS * 2, &len);
-	if (!reply) {
-		snprintf(err, errlen, "no answer from the certsync daemon");
+	if (!reply || len == 0) {
+		snprintf(err, errlen,
+			 "the certsync daemon closed the connection without answering (it may have "
+			 "stopped mid-request: see `certsync status` and its log)");
 		goto out;
 	}
 	answer = json_loadb(reply, len, 0, &je);
@@ -155,8 +157,19 @@ int ctl_listen(const char *state_dir, char *err, size_t errlen)
 
 	if (unix_addr(state_dir, &un, err, errlen) < 0)
 		return -1;
-	if (lstat(un.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+	if (lstat(un.sun_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		/* Replace a socket nobody listens on (a crashed daemon's), never a live one. */
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int live = probe >= 0 && connect(probe, (struct sockaddr *)&un, sizeof(un)) == 0;
+		if (probe >= 0)
+			close(probe);
+		if (live) {
+			snprintf(err, errlen, "%s: another certsync daemon is answering there",
+				 un.sun_path);
+			return -1;
+		}
 		unlink(un.sun_path);
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0 || listen(fd, 16) < 0 ||
 	    chmod(un.sun_path, 0666) < 0) {

@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,6 +54,7 @@ struct snapshot {
 struct daemon {
 	const char *config_path;
 	struct ops o;
+	int lock_fd;
 	struct ev_loop *loop;
 	int ctl_fd;
 	ev_io ctl_io;
@@ -364,7 +367,7 @@ static char *render(void *arg, size_t *len)
 
 int cmd_run(const char *config_path, int argc, char **argv)
 {
-	struct daemon d = {.config_path = config_path, .ctl_fd = -1};
+	struct daemon d = {.config_path = config_path, .ctl_fd = -1, .lock_fd = -1};
 	struct cs_diags dg;
 	struct promhttp *prom = NULL;
 	char err[512];
@@ -389,6 +392,28 @@ int cmd_run(const char *config_path, int argc, char **argv)
 		log_msg(LOG_WARN, "event=config_warning file=%s line=%d message=\"%s\"", dg.v[i].file,
 			dg.v[i].line, dg.v[i].message);
 	cs_diags_free(&dg);
+	/* One daemon per state_dir: two would apply to HAProxy concurrently. */
+	{
+		char lock[4096];
+		snprintf(lock, sizeof(lock), "%s/certsync.lock", d.o.cfg->state_dir);
+		d.lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (d.lock_fd < 0 || flock(d.lock_fd, LOCK_EX | LOCK_NB) < 0) {
+			fprintf(stderr, "certsync: %s: %s\n", lock,
+				errno == EWOULDBLOCK ? "another `certsync run` uses this state_dir"
+						     : strerror(errno));
+			goto out;
+		}
+	}
+	/* state_dir is 0700; members of admin_group must reach the control socket in it, so
+	 * they get search (not read) permission. Keys stay in 0700 directories, 0600 files. */
+	if (d.o.cfg->admin_group) {
+		struct stat st;
+		if (stat(d.o.cfg->state_dir, &st) == 0 && (st.st_mode & 0011) != 0011 &&
+		    chmod(d.o.cfg->state_dir, (st.st_mode & 07777) | 0011) == 0)
+			log_msg(LOG_INFO, "event=state_dir_mode dir=%s mode=%o reason=\"admin_group "
+					  "members reach control.sock\"",
+				d.o.cfg->state_dir, (unsigned)((st.st_mode & 07777) | 0011));
+	}
 	d.ctl_fd = ctl_listen(d.o.cfg->state_dir, err, sizeof(err));
 	if (d.ctl_fd < 0) {
 		fprintf(stderr, "certsync: %s\n", err);
@@ -439,6 +464,8 @@ out:
 	free(d.snap.hosts);
 	pthread_mutex_unlock(&d.mu);
 	free(d.fingerprint);
+	if (d.lock_fd >= 0)
+		close(d.lock_fd);
 	ops_close(&d.o);
 	log_msg(LOG_INFO, "event=stopped");
 	return ret;

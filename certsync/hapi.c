@@ -236,9 +236,49 @@ static int split_key(const char *pem, char **certs, char **key)
 	return 0;
 }
 
+/* HAProxy 2.6 has one certificate transaction at a time: while one is open for P, `set ssl
+ * cert F` silently adds F's content to P's transaction. Before starting ours, abort a
+ * leftover one on a file of ours (same directory: a run killed between set and commit);
+ * refuse to touch anyone else's. */
+static int clear_transaction(const struct hapi *h, const char *file, char *err, size_t errlen)
+{
+	char *reply = NULL, *p, cmd[4200], open_path[4096];
+	const char *slash = strrchr(file, '/');
+	size_t dirlen = slash ? (size_t)(slash - file) + 1 : 0, n;
+
+	if (hapi_cmd(h, "show ssl cert", NULL, &reply, err, errlen) < 0)
+		return -1;
+	p = strstr(reply, "\n*");
+	if (!p && reply[0] == '*')
+		p = reply - 1;
+	if (!p) {
+		free(reply);
+		return 0;
+	}
+	n = strcspn(p + 2, "\r\n");
+	if (n >= sizeof(open_path)) {
+		free(reply);
+		snprintf(err, errlen, "unexpected transaction name in HAProxy's reply");
+		return -1;
+	}
+	memcpy(open_path, p + 2, n);
+	open_path[n] = '\0';
+	free(reply);
+	if (strncmp(open_path, file, dirlen) != 0 || strchr(open_path + dirlen, '/')) {
+		snprintf(err, errlen,
+			 "HAProxy has an open certificate transaction on %s, not ours: finish or "
+			 "abort it (abort ssl cert %s)",
+			 open_path, open_path);
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd), "abort ssl cert %s", open_path);
+	return cmd_expect(h, cmd, NULL, "aborted", err, errlen);
+}
+
 int hapi_cert_update(const struct hapi *h, const char *file, const char *pem, int create, char *err,
                      size_t errlen)
 {
+	char expect[4200];
 	char cmd[4200], *clean = hapi_sanitize_payload(pem), *certs = NULL, *key = NULL;
 	int r = -1;
 
@@ -250,6 +290,10 @@ int hapi_cert_update(const struct hapi *h, const char *file, const char *pem, in
 		snprintf(err, errlen, "certificate path too long");
 		goto out;
 	}
+	if (clear_transaction(h, file, err, errlen) < 0)
+		goto out;
+	/* The reply must name our file: anything else means another transaction took it. */
+	snprintf(expect, sizeof(expect), "for certificate %s", file);
 	if (create) {
 		snprintf(cmd, sizeof(cmd), "new ssl cert %s", file);
 		/* "already exists" is fine: a previous run created it and then stopped. */
@@ -259,7 +303,7 @@ int hapi_cert_update(const struct hapi *h, const char *file, const char *pem, in
 	}
 	snprintf(cmd, sizeof(cmd), "set ssl cert %s", file);
 	if (strlen(clean) <= HAPI_MAX_PAYLOAD) {
-		if (cmd_expect(h, cmd, clean, "Transaction", err, errlen) < 0)
+		if (cmd_expect(h, cmd, clean, expect, err, errlen) < 0)
 			goto abort;
 	} else {
 		/* Too large for one buffer: certificates first, then the key alone. */
@@ -270,10 +314,10 @@ int hapi_cert_update(const struct hapi *h, const char *file, const char *pem, in
 			         "(raise tune.bufsize)");
 			goto out;
 		}
-		if (cmd_expect(h, cmd, certs, "Transaction", err, errlen) < 0)
+		if (cmd_expect(h, cmd, certs, expect, err, errlen) < 0)
 			goto abort;
 		snprintf(cmd, sizeof(cmd), "set ssl cert %s.key", file);
-		if (cmd_expect(h, cmd, key, "Transaction updated", err, errlen) < 0)
+		if (cmd_expect(h, cmd, key, expect, err, errlen) < 0)
 			goto abort;
 	}
 	snprintf(cmd, sizeof(cmd), "commit ssl cert %s", file);

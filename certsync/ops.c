@@ -166,7 +166,7 @@ json_t *ops_upload(struct ops *o, json_t *req, time_t now)
 	const char **hosts = NULL, *network, *asked;
 	char why[1024], err[512], id[STORE_ID_LEN];
 	size_t nh = 0, len;
-	json_t *ans = NULL, *covers;
+	json_t *ans = NULL;
 	struct compile_result cr;
 	struct apply_report rep;
 	int added;
@@ -209,19 +209,29 @@ json_t *ops_upload(struct ops *o, json_t *req, time_t now)
 	}
 	log_msg(LOG_INFO, "event=upload id=%s serial=%s network=%s new=%d", id, res.serial,
 		network, added == 0);
-	covers = json_array();
-	for (size_t i = 0; i < res.covered.n; i++) {
-		const struct cs_env *env = cs_config_env_of(o->cfg, res.covered.name[i]);
-		if (env && strcmp(env->network, network) == 0)
-			json_array_append_new(covers, json_string(res.covered.name[i]));
-	}
-	ans = json_pack("{s:b,s:s,s:s,s:s,s:o,s:I,s:b}", "ok", 1, "id", id, "serial", res.serial,
-			"network", network, "covers", covers, "not_after",
-			(json_int_t)res.not_after, "already_stored", added == 1);
+	ans = json_pack("{s:b,s:s,s:s,s:s,s:I,s:b}", "ok", 1, "id", id, "serial", res.serial,
+			"network", network, "not_after", (json_int_t)res.not_after,
+			"already_stored", added == 1);
 	if (ops_sync(o, now, true, &cr, &rep, err, sizeof(err)) < 0) {
 		json_object_set_new(ans, "haproxy", json_string("pending"));
 		json_object_set_new(ans, "sync_error", json_string(err));
 	} else {
+		/* What it serves is what compile chose, not what it could cover: an exact
+		 * or more recent certificate may be preferred for some hostnames. */
+		json_t *covers = json_array(), *not_chosen = json_array();
+		for (size_t i = 0; i < cr.n_hosts; i++) {
+			bool mine = cr.hosts[i].cert && strcmp(cr.hosts[i].cert->id, id) == 0;
+			bool could = false;
+			for (size_t j = 0; j < res.covered.n && !could; j++)
+				could = strcmp(res.covered.name[j], cr.hosts[i].hostname) == 0 &&
+					strcmp(cr.hosts[i].env->network, network) == 0;
+			if (mine)
+				json_array_append_new(covers, json_string(cr.hosts[i].hostname));
+			else if (could)
+				json_array_append_new(not_chosen, json_string(cr.hosts[i].hostname));
+		}
+		json_object_set_new(ans, "covers", covers);
+		json_object_set_new(ans, "preferred_elsewhere", not_chosen);
 		json_object_set_new(ans, "haproxy",
 				    json_string(!o->has_hapi	 ? "files-only"
 						: rep.in_sync	 ? "in-sync"
