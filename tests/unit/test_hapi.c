@@ -269,6 +269,46 @@ static void test_cert_without_key_is_refused_and_aborted(void **state)
 	assert_string_equal(before, after);
 }
 
+static void test_leftover_transaction(void **state)
+{
+	char err[256], path[128], other[128], want[128], got[128], *pem, *reply = NULL, cmd[300];
+
+	(void)state;
+	/* A transaction left open on a file of ours (a certsync killed between set and
+	 * commit) is aborted; the update then goes to the right certificate. */
+	make_cert("d.pem", "a.example.com", "ec -pkeyopt ec_paramgen_curve:P-256");
+	make_cert("e.pem", "a.example.com", "ec -pkeyopt ec_paramgen_curve:P-256");
+	pem = slurp("d.pem");
+	snprintf(other, sizeof(other), "%s/a.pem", dir);
+	snprintf(cmd, sizeof(cmd), "set ssl cert %s", other);
+	assert_int_equal(hapi_cmd(&api, cmd, pem, &reply, err, sizeof(err)), 0);
+	assert_non_null(strstr(reply, "Transaction"));
+	free(reply);
+	free(pem);
+	pem = slurp("e.pem");
+	file_serial("e.pem", want, sizeof(want));
+	if (hapi_cert_update(&api, other, pem, 0, err, sizeof(err)) != 0)
+		fail_msg("update over a leftover transaction: %s", err);
+	free(pem);
+	served_serial("a.example.com", got, sizeof(got));
+	assert_string_equal(got, want);
+	/* Someone else's transaction (another directory) is reported, not aborted. */
+	snprintf(path, sizeof(path), "/tmp/elsewhere-%d.pem", (int)getpid());
+	snprintf(cmd, sizeof(cmd), "new ssl cert %s", path);
+	assert_int_equal(hapi_cmd(&api, cmd, NULL, &reply, err, sizeof(err)), 0);
+	free(reply);
+	pem = slurp("d.pem");
+	snprintf(cmd, sizeof(cmd), "set ssl cert %s", path);
+	assert_int_equal(hapi_cmd(&api, cmd, pem, &reply, err, sizeof(err)), 0);
+	free(reply);
+	assert_int_equal(hapi_cert_update(&api, other, pem, 0, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not ours"));
+	snprintf(cmd, sizeof(cmd), "abort ssl cert %s", path);
+	assert_int_equal(hapi_cmd(&api, cmd, NULL, &reply, err, sizeof(err)), 0);
+	free(reply);
+	free(pem);
+}
+
 static void test_map_set_add_del(void **state)
 {
 	char err[256], map[128], got[128], cmd[256];
@@ -325,6 +365,7 @@ int main(void)
 		cmocka_unit_test(test_new_cert_and_crtlist_line),
 		cmocka_unit_test(test_large_bundle_is_split),
 		cmocka_unit_test(test_cert_without_key_is_refused_and_aborted),
+		cmocka_unit_test(test_leftover_transaction),
 		cmocka_unit_test(test_map_set_add_del),
 	};
 	signal(SIGPIPE, SIG_IGN);
