@@ -12,7 +12,7 @@
 static _Thread_local struct spop_message msg_scratch;
 
 void engine_init(struct engine_conn *c, uint32_t our_frame_size, struct agent_stats *stats,
-		 void *handler_ctx)
+                 void *handler_ctx)
 {
 	memset(c, 0, sizeof(*c));
 	c->state = ENGINE_WAIT_HELLO;
@@ -32,13 +32,13 @@ static uint64_t now_ns(void)
 static void disconnect(struct engine_conn *c, struct spop_writer *out, unsigned status)
 {
 	if (spop_disconnect_encode(out, SPOP_FRAME_AGENT_DISCONNECT, status,
-				   spop_status_text(status)) == 0) {
+	                           spop_status_text(status)) == 0) {
 		stat_add(&c->stats->frames_out[SF_OUT_DISCONNECT], 1);
 		stat_add(&c->stats->disco_sent[stat_status_index(status)], 1);
 	}
 	if (status != SPOP_ST_NORMAL)
 		log_msg(LOG_WARN, "event=disconnect_sent conn=%llu status=%u reason=\"%s\"",
-			(unsigned long long)c->id, status, spop_status_text(status));
+		        (unsigned long long)c->id, status, spop_status_text(status));
 	c->disco_status = status;
 	c->state = ENGINE_CLOSING;
 }
@@ -77,7 +77,7 @@ static void on_hello(struct engine_conn *c, const struct spop_frame *f, struct s
 	}
 	c->state = ENGINE_READY;
 	log_msg(LOG_DEBUG, "event=hello conn=%llu frame_size=%u", (unsigned long long)c->id,
-		c->frame_size);
+	        c->frame_size);
 }
 
 static void on_notify(struct engine_conn *c, const struct spop_frame *f, struct spop_writer *out)
@@ -120,8 +120,8 @@ static void on_notify(struct engine_conn *c, const struct spop_frame *f, struct 
 		 * alone: `seen` stays unset, so HAProxy's rules fail closed and ask again. */
 		stat_add(&c->stats->ack_too_big, 1);
 		log_msg(LOG_ERROR, "event=ack_too_big conn=%llu sid=%llu fid=%llu frame_size=%u",
-			(unsigned long long)c->id, (unsigned long long)f->sid,
-			(unsigned long long)f->fid, c->frame_size);
+		        (unsigned long long)c->id, (unsigned long long)f->sid,
+		        (unsigned long long)f->fid, c->frame_size);
 		start = spop_frame_begin(out, SPOP_FRAME_ACK, SPOP_FLAG_FIN, f->sid, f->fid);
 		spop_put_unset_var(out, SPOP_SCOPE_TXN, "noop");
 		if (spop_frame_end(out, start, c->frame_size) < 0)
@@ -134,7 +134,7 @@ static void on_notify(struct engine_conn *c, const struct spop_frame *f, struct 
 }
 
 static void on_haproxy_disconnect(struct engine_conn *c, const struct spop_frame *f,
-				  struct spop_writer *out)
+                                  struct spop_writer *out)
 {
 	struct spop_disconnect d;
 	char msg[300];
@@ -143,16 +143,16 @@ static void on_haproxy_disconnect(struct engine_conn *c, const struct spop_frame
 		return disconnect(c, out, SPOP_ST_INVALID);
 	stat_add(&c->stats->disco_received[stat_status_index(d.status)], 1);
 	log_msg(d.status == SPOP_ST_NORMAL || d.status == SPOP_ST_TIMEOUT ? LOG_DEBUG : LOG_WARN,
-		"event=disconnect_received conn=%llu status=%u message=%s",
-		(unsigned long long)c->id, d.status,
-		log_quote(msg, sizeof(msg), (const char *)d.message.p, d.message.len));
+	        "event=disconnect_received conn=%llu status=%u message=%s",
+	        (unsigned long long)c->id, d.status,
+	        log_quote(msg, sizeof(msg), (const char *)d.message.p, d.message.len));
 	/* §3.2.8: the agent answers with its own DISCONNECT, then closes. */
 	disconnect(c, out, SPOP_ST_NORMAL);
 }
 
 /* Handles one complete frame body of flen bytes. */
 static void on_frame(struct engine_conn *c, const uint8_t *body, uint32_t flen,
-		     struct spop_writer *out)
+                     struct spop_writer *out)
 {
 	struct spop_frame f;
 
@@ -194,8 +194,7 @@ static void on_frame(struct engine_conn *c, const uint8_t *body, uint32_t flen,
 	}
 }
 
-size_t engine_input(struct engine_conn *c, const uint8_t *in, size_t len,
-		    struct spop_writer *out)
+size_t engine_input(struct engine_conn *c, const uint8_t *in, size_t len, struct spop_writer *out)
 {
 	size_t used = 0;
 

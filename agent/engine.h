@@ -38,15 +38,14 @@ struct engine_conn {
 
 /* Prepares c for a new connection; our_frame_size is in [256, ...]. */
 void engine_init(struct engine_conn *c, uint32_t our_frame_size, struct agent_stats *stats,
-		 void *handler_ctx);
+                 void *handler_ctx);
 
 /*
  * Consumes whole frames from in[0..len) and appends replies to out. Returns the bytes
  * consumed: a partial frame, or one that finds no room in out, is left for later.
  * After the return, c->state says whether the connection is closing.
  */
-size_t engine_input(struct engine_conn *c, const uint8_t *in, size_t len,
-		    struct spop_writer *out);
+size_t engine_input(struct engine_conn *c, const uint8_t *in, size_t len, struct spop_writer *out);
 
 /* Graceful stop: an AGENT-DISCONNECT "normal" after what is already queued. */
 void engine_shutdown(struct engine_conn *c, struct spop_writer *out);

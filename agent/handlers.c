@@ -26,7 +26,7 @@ static int mtls_disabled(const struct spop_message *m, struct spop_writer *w, vo
 }
 
 static const struct handler handlers[] = {
-	{"mtls", mtls_disabled},
+    {"mtls", mtls_disabled},
 };
 
 const struct handler *handler_find(struct spop_bytes name)

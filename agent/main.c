@@ -25,26 +25,27 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: spoa-mtls --listen ADDR [--threads N] [--metrics ADDR] [--policy FILE]\n"
-		"                 [--max-frame-size N] [--log-level LEVEL]\n"
-		"\n"
-		"The edgetls SPOE agent: HAProxy sends it one SPOP NOTIFY per TLS connection\n"
-		"(message \"mtls\") and applies the verdict and header variables it answers.\n"
-		"\n"
-		"  -l, --listen ADDR        where HAProxy connects: HOST:PORT, [IPv6]:PORT, unix:PATH\n"
-		"  -t, --threads N          worker threads, one event loop each (default: CPUs)\n"
-		"  -m, --metrics ADDR       serve Prometheus metrics on http://ADDR/metrics\n"
-		"  -p, --policy FILE        the policy snapshot written by `certsync compile`\n"
-		"      --max-frame-size N   largest SPOP frame to negotiate, 256..%u (default %u)\n"
-		"      --log-level LEVEL    debug, info, warn or error (default info)\n"
-		"  -h, --help               this text\n"
-		"  -V, --version            the version\n"
-		"\n"
-		"Logs go to stderr, one key=value line per event. SIGTERM or SIGINT stops\n"
-		"gracefully: pending NOTIFYs are answered, each connection gets an\n"
-		"AGENT-DISCONNECT, no new connection is accepted.\n",
-		SERVER_MAX_FRAME_LIMIT, SPOP_MAX_FRAME_SIZE);
+	fprintf(
+	    f,
+	    "usage: spoa-mtls --listen ADDR [--threads N] [--metrics ADDR] [--policy FILE]\n"
+	    "                 [--max-frame-size N] [--log-level LEVEL]\n"
+	    "\n"
+	    "The edgetls SPOE agent: HAProxy sends it one SPOP NOTIFY per TLS connection\n"
+	    "(message \"mtls\") and applies the verdict and header variables it answers.\n"
+	    "\n"
+	    "  -l, --listen ADDR        where HAProxy connects: HOST:PORT, [IPv6]:PORT, unix:PATH\n"
+	    "  -t, --threads N          worker threads, one event loop each (default: CPUs)\n"
+	    "  -m, --metrics ADDR       serve Prometheus metrics on http://ADDR/metrics\n"
+	    "  -p, --policy FILE        the policy snapshot written by `certsync compile`\n"
+	    "      --max-frame-size N   largest SPOP frame to negotiate, 256..%u (default %u)\n"
+	    "      --log-level LEVEL    debug, info, warn or error (default info)\n"
+	    "  -h, --help               this text\n"
+	    "  -V, --version            the version\n"
+	    "\n"
+	    "Logs go to stderr, one key=value line per event. SIGTERM or SIGINT stops\n"
+	    "gracefully: pending NOTIFYs are answered, each connection gets an\n"
+	    "AGENT-DISCONNECT, no new connection is accepted.\n",
+	    SERVER_MAX_FRAME_LIMIT, SPOP_MAX_FRAME_SIZE);
 }
 
 static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
@@ -74,15 +75,15 @@ static char *render(void *arg, size_t *len)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"threads", required_argument, NULL, 't'},
-		{"metrics", required_argument, NULL, 'm'},
-		{"policy", required_argument, NULL, 'p'},
-		{"max-frame-size", required_argument, NULL, 'F'},
-		{"log-level", required_argument, NULL, 'L'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"metrics", required_argument, NULL, 'm'},
+	    {"policy", required_argument, NULL, 'p'},
+	    {"max-frame-size", required_argument, NULL, 'F'},
+	    {"log-level", required_argument, NULL, 'L'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct server_config cfg = {.frame_size = SPOP_MAX_FRAME_SIZE, .drain_seconds = 5.0};
 	const char *listen = NULL, *metrics = NULL, *policy = NULL;
@@ -106,7 +107,7 @@ int main(int argc, char **argv)
 		case 't':
 			if (parse_uint(optarg, 1, 256, &v) < 0) {
 				fprintf(stderr, "spoa-mtls: --threads wants 1..256, got \"%s\"\n",
-					optarg);
+				        optarg);
 				return 2;
 			}
 			cfg.threads = (unsigned)v;
@@ -118,18 +119,21 @@ int main(int argc, char **argv)
 			policy = optarg;
 			break;
 		case 'F':
-			if (parse_uint(optarg, SPOP_MIN_FRAME_SIZE, SERVER_MAX_FRAME_LIMIT, &v) < 0) {
-				fprintf(stderr, "spoa-mtls: --max-frame-size wants %u..%u, got \"%s\"\n",
-					SPOP_MIN_FRAME_SIZE, SERVER_MAX_FRAME_LIMIT, optarg);
+			if (parse_uint(optarg, SPOP_MIN_FRAME_SIZE, SERVER_MAX_FRAME_LIMIT, &v) <
+			    0) {
+				fprintf(stderr,
+				        "spoa-mtls: --max-frame-size wants %u..%u, got \"%s\"\n",
+				        SPOP_MIN_FRAME_SIZE, SERVER_MAX_FRAME_LIMIT, optarg);
 				return 2;
 			}
 			cfg.frame_size = (uint32_t)v;
 			break;
 		case 'L':
 			if (log_parse_level(optarg, &level) < 0) {
-				fprintf(stderr, "spoa-mtls: --log-level wants debug, info, warn or "
-						"error, got \"%s\"\n",
-					optarg);
+				fprintf(stderr,
+				        "spoa-mtls: --log-level wants debug, info, warn or "
+				        "error, got \"%s\"\n",
+				        optarg);
 				return 2;
 			}
 			log_set_level(level);
@@ -147,7 +151,7 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc || !listen) {
 		fprintf(stderr, "spoa-mtls: %s\n",
-			listen ? "unexpected argument" : "--listen ADDR is required");
+		        listen ? "unexpected argument" : "--listen ADDR is required");
 		usage(stderr);
 		return 2;
 	}
@@ -174,9 +178,10 @@ int main(int argc, char **argv)
 
 	log_msg(LOG_INFO, "event=start version=%s pid=%ld", EDGETLS_VERSION, (long)getpid());
 	if (policy)
-		log_msg(LOG_INFO, "event=policy file=%s mode=disabled-for-all "
-				  "reason=\"no policy evaluator in this version\"",
-			policy);
+		log_msg(LOG_INFO,
+		        "event=policy file=%s mode=disabled-for-all "
+		        "reason=\"no policy evaluator in this version\"",
+		        policy);
 	if (server_start(&srv, &cfg) < 0)
 		return 1;
 	if (metrics) {

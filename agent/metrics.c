@@ -10,9 +10,8 @@
 #endif
 
 static const char *const frame_in_names[SF_IN_COUNT] = {"haproxy-hello", "haproxy-disconnect",
-							 "notify", "other"};
-static const char *const frame_out_names[SF_OUT_COUNT] = {"agent-hello", "agent-disconnect",
-							   "ack"};
+                                                        "notify", "other"};
+static const char *const frame_out_names[SF_OUT_COUNT] = {"agent-hello", "agent-disconnect", "ack"};
 
 #define SUM(field) sum_of(blocks, n, offsetof(struct agent_stats, field))
 
@@ -29,8 +28,8 @@ static void head(FILE *f, const char *name, const char *type, const char *help)
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void status_series(FILE *f, const char *name, struct agent_stats *const *blocks,
-			  unsigned n, size_t off)
+static void status_series(FILE *f, const char *name, struct agent_stats *const *blocks, unsigned n,
+                          size_t off)
 {
 	for (unsigned st = 0; st <= SPOP_ST_COUNT; st++) {
 		uint64_t v = sum_of(blocks, n, off + st * sizeof(stat_t));
@@ -58,7 +57,7 @@ char *metrics_render(struct agent_stats *const *blocks, unsigned n, size_t *len)
 	closed = SUM(conn_closed);
 	head(f, "spoa_mtls_connections", "gauge", "SPOP connections open now.");
 	fprintf(f, "spoa_mtls_connections %llu\n",
-		(unsigned long long)(opened >= closed ? opened - closed : 0));
+	        (unsigned long long)(opened >= closed ? opened - closed : 0));
 	head(f, "spoa_mtls_connections_total", "counter", "SPOP connections accepted.");
 	fprintf(f, "spoa_mtls_connections_total %llu\n", (unsigned long long)opened);
 	head(f, "spoa_mtls_health_checks_total", "counter",
@@ -67,20 +66,21 @@ char *metrics_render(struct agent_stats *const *blocks, unsigned n, size_t *len)
 
 	head(f, "spoa_mtls_frames_received_total", "counter", "SPOP frames received, by type.");
 	for (unsigned i = 0; i < SF_IN_COUNT; i++)
-		fprintf(f, "spoa_mtls_frames_received_total{type=\"%s\"} %llu\n",
-			frame_in_names[i], (unsigned long long)SUM(frames_in[i]));
+		fprintf(f, "spoa_mtls_frames_received_total{type=\"%s\"} %llu\n", frame_in_names[i],
+		        (unsigned long long)SUM(frames_in[i]));
 	head(f, "spoa_mtls_frames_sent_total", "counter", "SPOP frames sent, by type.");
 	for (unsigned i = 0; i < SF_OUT_COUNT; i++)
 		fprintf(f, "spoa_mtls_frames_sent_total{type=\"%s\"} %llu\n", frame_out_names[i],
-			(unsigned long long)SUM(frames_out[i]));
+		        (unsigned long long)SUM(frames_out[i]));
 
-	head(f, "spoa_mtls_notify_processed_total", "counter", "NOTIFY frames answered with an ACK.");
+	head(f, "spoa_mtls_notify_processed_total", "counter",
+	     "NOTIFY frames answered with an ACK.");
 	fprintf(f, "spoa_mtls_notify_processed_total %llu\n",
-		(unsigned long long)SUM(notify_processed));
+	        (unsigned long long)SUM(notify_processed));
 	head(f, "spoa_mtls_messages_unknown_total", "counter",
 	     "NOTIFY messages with no handler (answered with no variable).");
 	fprintf(f, "spoa_mtls_messages_unknown_total %llu\n",
-		(unsigned long long)SUM(messages_unknown));
+	        (unsigned long long)SUM(messages_unknown));
 	head(f, "spoa_mtls_ack_too_big_total", "counter",
 	     "ACKs whose actions exceeded the negotiated frame size (answered without them).");
 	fprintf(f, "spoa_mtls_ack_too_big_total %llu\n", (unsigned long long)SUM(ack_too_big));
@@ -88,11 +88,11 @@ char *metrics_render(struct agent_stats *const *blocks, unsigned n, size_t *len)
 	head(f, "spoa_mtls_disconnects_sent_total", "counter",
 	     "AGENT-DISCONNECT frames sent, by SPOP status code (0 is a normal close).");
 	status_series(f, "spoa_mtls_disconnects_sent_total", blocks, n,
-		      offsetof(struct agent_stats, disco_sent));
+	              offsetof(struct agent_stats, disco_sent));
 	head(f, "spoa_mtls_disconnects_received_total", "counter",
 	     "HAPROXY-DISCONNECT frames received, by SPOP status code.");
 	status_series(f, "spoa_mtls_disconnects_received_total", blocks, n,
-		      offsetof(struct agent_stats, disco_received));
+	              offsetof(struct agent_stats, disco_received));
 
 	head(f, "spoa_mtls_processing_seconds", "histogram",
 	     "Time from a decoded NOTIFY to its encoded ACK.");
@@ -100,10 +100,10 @@ char *metrics_render(struct agent_stats *const *blocks, unsigned n, size_t *len)
 		cum += SUM(lat_bucket[i]);
 		if (i < STAT_LAT_BUCKETS)
 			fprintf(f, "spoa_mtls_processing_seconds_bucket{le=\"%g\"} %llu\n",
-				stat_lat_bounds[i], (unsigned long long)cum);
+			        stat_lat_bounds[i], (unsigned long long)cum);
 		else
 			fprintf(f, "spoa_mtls_processing_seconds_bucket{le=\"+Inf\"} %llu\n",
-				(unsigned long long)cum);
+			        (unsigned long long)cum);
 	}
 	fprintf(f, "spoa_mtls_processing_seconds_sum %.9f\n", (double)SUM(lat_sum_ns) / 1e9);
 	/* The count is the +Inf bucket, read once, so the two always agree. */

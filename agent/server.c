@@ -79,8 +79,8 @@ static void conn_close(struct conn *c)
 		c->next->prev = c->prev;
 	w->nconns--;
 	stat_add(&w->stats.conn_closed, 1);
-	log_msg(LOG_DEBUG, "event=conn_close conn=%llu notifies=%llu",
-		(unsigned long long)c->e.id, (unsigned long long)c->e.notifies);
+	log_msg(LOG_DEBUG, "event=conn_close conn=%llu notifies=%llu", (unsigned long long)c->e.id,
+	        (unsigned long long)c->e.notifies);
 	free(c->rbuf);
 	free(c->obuf);
 	free(c);
@@ -264,7 +264,7 @@ static void conn_new(struct worker *w, int fd)
 	w->nconns++;
 	stat_add(&w->stats.conn_opened, 1);
 	log_msg(LOG_DEBUG, "event=conn_open conn=%llu worker=%u", (unsigned long long)c->e.id,
-		w->idx);
+	        w->idx);
 	set_reading(c, true);
 	return;
 oom:
@@ -312,8 +312,7 @@ static void on_stop_deadline(struct ev_loop *loop, ev_timer *t, int revents)
 	struct worker *w = t->data;
 
 	(void)revents;
-	log_msg(LOG_WARN, "event=stop_deadline worker=%u open_connections=%u", w->idx,
-		w->nconns);
+	log_msg(LOG_WARN, "event=stop_deadline worker=%u open_connections=%u", w->idx, w->nconns);
 	while (w->conns)
 		conn_close(w->conns);
 	ev_break(loop, EVBREAK_ONE);
@@ -422,7 +421,7 @@ int server_start(struct server **out, const struct server_config *cfg)
 		}
 		if (w->lfd < 0) {
 			log_msg(LOG_ERROR, "event=listen_failed addr=%s reason=\"%s\"",
-				addr_format(&bound, abuf, sizeof(abuf)), strerror(errno));
+			        addr_format(&bound, abuf, sizeof(abuf)), strerror(errno));
 			goto err;
 		}
 		ev_io_init(&w->accept_io, on_accept, w->lfd, EV_READ);
@@ -443,7 +442,7 @@ int server_start(struct server **out, const struct server_config *cfg)
 		s->workers[i]->started = true;
 	}
 	log_msg(LOG_INFO, "event=listen addr=%s threads=%u max_frame_size=%u",
-		addr_format(&bound, abuf, sizeof(abuf)), s->nworkers, cfg->frame_size);
+	        addr_format(&bound, abuf, sizeof(abuf)), s->nworkers, cfg->frame_size);
 	*out = s;
 	return 0;
 err:

@@ -29,7 +29,7 @@ struct server;
 
 /* Binds and starts the workers; the listening address (port 0 resolved) is logged. */
 int server_start(struct server **out, const struct server_config *cfg)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /*
  * Graceful stop, from any thread: no new connections; whole frames already received are
  * answered; each connection gets an AGENT-DISCONNECT "normal" after its pending ACKs and

@@ -41,7 +41,7 @@ struct agent_stats {
 static inline void stat_add(stat_t *s, uint64_t n)
 {
 	atomic_store_explicit(s, atomic_load_explicit(s, memory_order_relaxed) + n,
-			      memory_order_relaxed);
+	                      memory_order_relaxed);
 }
 
 static inline uint64_t stat_get(stat_t *s)

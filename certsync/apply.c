@@ -61,10 +61,10 @@ static int parse_line(const char *line, bool numbered, struct pline *out)
 			tok[n++] = t;
 		}
 		for (size_t i = 0; i < n; i++) {
-			bool flag = strcmp(tok[i], "no-ca-names") == 0 ||
-				    strcmp(tok[i], "allow-0rtt") == 0;
+			bool flag =
+			    strcmp(tok[i], "no-ca-names") == 0 || strcmp(tok[i], "allow-0rtt") == 0;
 			snprintf(pairs[np], sizeof(pairs[np]), "%s%s%s", tok[i], flag ? "" : " ",
-				 flag || i + 1 >= n ? "" : tok[i + 1]);
+			         flag || i + 1 >= n ? "" : tok[i + 1]);
 			pp[np] = pairs[np];
 			np++;
 			if (!flag)
@@ -73,7 +73,7 @@ static int parse_line(const char *line, bool numbered, struct pline *out)
 		qsort(pp, np, sizeof(*pp), cmp_str);
 		for (size_t i = 0; i < np; i++) {
 			int w = snprintf(out->opts + o, sizeof(out->opts) - o, "%s%s", i ? "|" : "",
-					 pp[i]);
+			                 pp[i]);
 			if (w < 0 || (size_t)w >= sizeof(out->opts) - o)
 				return -1;
 			o += (size_t)w;
@@ -138,7 +138,7 @@ static void slines_free(struct sline *v, size_t n)
 /* HAProxy's lines of a crt-list (`show ssl crt-list -n`), sorted by key; NULL with
  * rep->error set when HAProxy does not know the list or does not answer. */
 static struct sline *served_lines(const struct hapi *h, const char *list, size_t *n,
-				  struct apply_report *rep)
+                                  struct apply_report *rep)
 {
 	char cmd[4200], *reply = NULL, *save = NULL;
 	struct sline *v = NULL;
@@ -153,9 +153,9 @@ static struct sline *served_lines(const struct hapi *h, const char *list, size_t
 	}
 	if (strstr(reply, "didn't find")) {
 		snprintf(rep->error, sizeof(rep->error),
-			 "HAProxy does not load the crt-list %s: name it on a bind line "
-			 "(crt-list %s)",
-			 list, list);
+		         "HAProxy does not load the crt-list %s: name it on a bind line "
+		         "(crt-list %s)",
+		         list, list);
 		free(reply);
 		return NULL;
 	}
@@ -239,7 +239,7 @@ static void pem_serials(const uint8_t *pem, size_t len, char *out, size_t outlen
 
 /* The same from HAProxy's `show ssl ca-file <file>`; 1 when HAProxy does not know it. */
 static int served_serials(const struct hapi *h, const char *file, char *out, size_t outlen,
-			  struct apply_report *rep)
+                          struct apply_report *rep)
 {
 	char cmd[4200], *reply = NULL, *v[256];
 	size_t n = 0, o = 0;
@@ -330,7 +330,8 @@ static int apply_map(const struct hapi *h, const struct compile_file *f, struct 
 	}
 	if (strstr(reply, "Unknown map identifier")) {
 		snprintf(rep->error, sizeof(rep->error),
-			 "HAProxy does not load the map %s: the haproxy/ rules reference it", f->path);
+		         "HAProxy does not load the map %s: the haproxy/ rules reference it",
+		         f->path);
 		goto out;
 	}
 	cur = parse_map(reply, true, &nc);
@@ -340,11 +341,12 @@ static int apply_map(const struct hapi *h, const struct compile_file *f, struct 
 		int c = i == nd ? 1 : j == nc ? -1 : strcmp(des[i].key, cur[j].key);
 		if (c < 0 || (c == 0 && strcmp(des[i].value, cur[j].value) != 0)) {
 			if (hapi_map_set(h, f->path, des[i].key, des[i].value, rep->error,
-					 sizeof(rep->error)) < 0)
+			                 sizeof(rep->error)) < 0)
 				goto out;
 			rep->map_changes++;
 		} else if (c > 0) {
-			if (hapi_map_del(h, f->path, cur[j].key, rep->error, sizeof(rep->error)) < 0)
+			if (hapi_map_del(h, f->path, cur[j].key, rep->error, sizeof(rep->error)) <
+			    0)
 				goto out;
 			rep->map_changes++;
 		}
@@ -368,7 +370,7 @@ out:
 static int cmp_host_path(const void *a, const void *b)
 {
 	return strcmp((*(const struct compile_host *const *)a)->cert_path,
-		      (*(const struct compile_host *const *)b)->cert_path);
+	              (*(const struct compile_host *const *)b)->cert_path);
 }
 
 static const struct compile_host **by_cert(const struct compile_result *r, size_t *n)
@@ -386,7 +388,7 @@ static const struct compile_host **by_cert(const struct compile_result *r, size_
 
 /* A host whose bundle is path, or NULL when no host uses it. */
 static const struct compile_host *host_of_cert(const struct compile_host **v, size_t n,
-					       const char *path)
+                                               const char *path)
 {
 	struct compile_host key = {.cert_path = (char *)path};
 	const struct compile_host *k = &key, **hit;
@@ -402,8 +404,8 @@ static int cmp_lineno_desc(const void *a, const void *b)
 }
 
 static int apply_crtlist(const struct hapi *h, const struct compile_result *r,
-			 const struct compile_file *f, const struct compile_host **used, size_t n_used,
-			 struct apply_report *rep)
+                         const struct compile_file *f, const struct compile_host **used,
+                         size_t n_used, struct apply_report *rep)
 {
 	struct sline *cur, **del = NULL;
 	size_t n, n_del = 0;
@@ -428,8 +430,8 @@ static int apply_crtlist(const struct hapi *h, const struct compile_result *r,
 			hit->keep = true;
 			continue;
 		}
-		if (hapi_crtlist_add(h, f->path, ch->crtlist_line, rep->error,
-				     sizeof(rep->error)) < 0)
+		if (hapi_crtlist_add(h, f->path, ch->crtlist_line, rep->error, sizeof(rep->error)) <
+		    0)
 			goto out;
 		rep->lines_added++;
 	}
@@ -493,8 +495,8 @@ int apply_run(const struct hapi *h, const struct compile_result *r, struct apply
 			{
 				char *pem = strndup((const char *)f->data, f->len);
 				int u = pem ? hapi_cafile_update(h, f->path, pem, st == 1, err,
-								 sizeof(err))
-					    : -1;
+				                                 sizeof(err))
+				            : -1;
 				free(pem);
 				if (u < 0) {
 					if (!bad++)

@@ -19,15 +19,15 @@
 #include "hapi.h"
 
 struct apply_report {
-	size_t certs_loaded;  /* new ssl cert + set + commit */
-	size_t cafiles_set;   /* CA files created or replaced */
-	size_t lines_added;   /* crt-list lines */
+	size_t certs_loaded; /* new ssl cert + set + commit */
+	size_t cafiles_set;  /* CA files created or replaced */
+	size_t lines_added;  /* crt-list lines */
 	size_t lines_deleted;
-	size_t map_changes;   /* set/add/del map */
-	size_t certs_freed;   /* del ssl cert of bundles no line uses */
-	bool reachable;       /* HAProxy answered */
-	bool in_sync;         /* HAProxy now serves exactly the compile result */
-	char error[512];      /* the first problem, when !in_sync */
+	size_t map_changes; /* set/add/del map */
+	size_t certs_freed; /* del ssl cert of bundles no line uses */
+	bool reachable;     /* HAProxy answered */
+	bool in_sync;       /* HAProxy now serves exactly the compile result */
+	char error[512];    /* the first problem, when !in_sync */
 };
 
 /* Applies r to the HAProxy behind h. Returns 0 when HAProxy is in sync afterwards, -1

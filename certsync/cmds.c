@@ -90,7 +90,7 @@ static void print_table(json_t *arr)
 
 		if (json_object_get(c, "days_left"))
 			snprintf(days, sizeof(days), "%lld",
-				 (long long)json_integer_value(json_object_get(c, "days_left")));
+			         (long long)json_integer_value(json_object_get(c, "days_left")));
 		printf("%-32s %-14s %-14s %-9s %-20s %5s %-11s %s\n",
 		       json_string_value(json_object_get(h, "hostname")),
 		       json_string_value(json_object_get(h, "environment")),
@@ -158,7 +158,7 @@ static char *read_upload(const char *what, const char *path)
 
 	if (afile_read(path, UPLOAD_FILE_MAX, &p, &n) < 0) {
 		fprintf(stderr, "certsync: upload: %s file %s: %s\n", what, path,
-			errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
+		        errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
 		return NULL;
 	}
 	return (char *)p;
@@ -167,9 +167,9 @@ static char *read_upload(const char *what, const char *path)
 int cmd_upload(const char *config_path, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"cert", required_argument, NULL, 'c'},	  {"chain", required_argument, NULL, 'i'},
-		{"key", required_argument, NULL, 'k'},	  {"network", required_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'j'},	  {NULL, 0, NULL, 0},
+	    {"cert", required_argument, NULL, 'c'}, {"chain", required_argument, NULL, 'i'},
+	    {"key", required_argument, NULL, 'k'},  {"network", required_argument, NULL, 'n'},
+	    {"json", no_argument, NULL, 'j'},       {NULL, 0, NULL, 0},
 	};
 	const char *certf = NULL, *chainf = NULL, *keyf = NULL, *network = NULL;
 	char *cert = NULL, *chain = NULL, *key = NULL, err[512];
@@ -213,7 +213,7 @@ int cmd_upload(const char *config_path, int argc, char **argv)
 	    !(key = read_upload("key", keyf)))
 		goto out;
 	req = json_pack("{s:s,s:s,s:s,s:s}", "op", "upload", "cert", cert, "chain",
-			chain ? chain : "", "key", key);
+	                chain ? chain : "", "key", key);
 	if (!req) {
 		fprintf(stderr, "certsync: upload: the files are not text (PEM expected)\n");
 		ret = 1;
@@ -235,8 +235,8 @@ int cmd_upload(const char *config_path, int argc, char **argv)
 	if (!json_is_true(json_object_get(ans, "ok"))) {
 		if (!json)
 			fprintf(stderr, "certsync: upload refused (%s): %s\n",
-				json_string_value(json_object_get(ans, "code")),
-				json_string_value(json_object_get(ans, "message")));
+			        json_string_value(json_object_get(ans, "code")),
+			        json_string_value(json_object_get(ans, "message")));
 		ret = 1;
 		goto out;
 	}
@@ -248,24 +248,24 @@ int cmd_upload(const char *config_path, int argc, char **argv)
 		       json_string_value(json_object_get(ans, "serial")),
 		       json_string_value(json_object_get(ans, "network")),
 		       json_is_true(json_object_get(ans, "already_stored")) ? " (already stored)"
-									    : "");
+		                                                            : "");
 		json_array_foreach(json_object_get(ans, "covers"), i, h)
-			printf("  serves %s\n", json_string_value(h));
+		    printf("  serves %s\n", json_string_value(h));
 		json_array_foreach(json_object_get(ans, "preferred_elsewhere"), i, h)
-			printf("  does not serve %s: an exact or more recent certificate is "
-			       "preferred there\n",
-			       json_string_value(h));
+		    printf("  does not serve %s: an exact or more recent certificate is "
+		           "preferred there\n",
+		           json_string_value(h));
 		printf("  HAProxy: %s%s%s\n", json_string_value(json_object_get(ans, "haproxy")),
 		       json_object_get(ans, "sync_error") ? ": " : "",
 		       json_object_get(ans, "sync_error")
-			       ? json_string_value(json_object_get(ans, "sync_error"))
-			       : "");
+		           ? json_string_value(json_object_get(ans, "sync_error"))
+		           : "");
 	}
 	ret = 0;
 	goto out;
 usage:
 	fprintf(stderr, "usage: certsync -c FILE upload --cert F [--chain F] --key F "
-			"[--network NAME] [--json]\n");
+	                "[--network NAME] [--json]\n");
 	return 2;
 out:
 	if (key) {

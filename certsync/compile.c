@@ -17,9 +17,9 @@
 
 #include "banned.h"
 
-#define CHAIN_MAX     (4u << 20)
-#define CA_NAMES_MAX  65536 /* larger CertificateRequest CA lists break clients (mtls.md §8.4) */
-#define NONE_CA_FILE  "none.pem"
+#define CHAIN_MAX    (4u << 20)
+#define CA_NAMES_MAX 65536 /* larger CertificateRequest CA lists break clients (mtls.md §8.4) */
+#define NONE_CA_FILE "none.pem"
 
 /* A growable byte buffer for the text files. */
 struct buf {
@@ -103,7 +103,7 @@ static struct name_ref *name_index(const struct store *st, size_t *n)
 }
 
 static bool better(const struct store_cert *c, int kind, const struct store_cert *best,
-		   int best_kind)
+                   int best_kind)
 {
 	if (!best || kind != best_kind)
 		return !best || kind > best_kind;
@@ -121,7 +121,7 @@ static bool better(const struct store_cert *c, int kind, const struct store_cert
  * environment's network for uploads, exact name over wildcard, then the most recently
  * issued. */
 static const struct store_cert *pick_cert(const struct name_ref *idx, size_t n,
-					  const struct cs_env *env, const char *host, time_t now)
+                                          const struct cs_env *env, const char *host, time_t now)
 {
 	const struct store_cert *best = NULL;
 	int best_kind = 0;
@@ -165,13 +165,13 @@ static const struct store_cert *pick_cert(const struct name_ref *idx, size_t n,
 /* ---- chain-of-trust files ---- */
 
 struct trust {
-	char *file;          /* the configured chain file */
-	char *ca_path;       /* where its certificates are written for HAProxy */
-	char *ca_pem;        /* those certificates */
-	bool big_names;      /* the CA names list would exceed CA_NAMES_MAX */
+	char *file;     /* the configured chain file */
+	char *ca_path;  /* where its certificates are written for HAProxy */
+	char *ca_pem;   /* those certificates */
+	bool big_names; /* the CA names list would exceed CA_NAMES_MAX */
 	ProtobufCBinaryData *anchors, *crls;
 	size_t n_anchors, n_crls;
-	char digest[65];     /* over the anchors and CRLs, for policy ids */
+	char digest[65]; /* over the anchors and CRLs, for policy ids */
 };
 
 static void trust_free(struct trust *t)
@@ -206,7 +206,7 @@ static int push_der(ProtobufCBinaryData **v, size_t *n, unsigned char *der, int 
 
 /* Every certificate of the file is an anchor (DESIGN §2.2); every CRL is kept. */
 static int trust_load(struct trust *t, const char *file, const char *cadir, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	uint8_t *pem = NULL;
 	size_t len = 0, names = 0;
@@ -269,7 +269,7 @@ static int trust_load(struct trust *t, const char *file, const char *cadir, char
 	goto out;
 bad:
 	snprintf(err, errlen, "%s: no certificate could be read from this chain-of-trust file",
-		 file);
+	         file);
 	goto out;
 oom:
 	snprintf(err, errlen, "out of memory");
@@ -307,8 +307,8 @@ static char *none_ca_pem(const char *path)
 	X509_gmtime_adj(X509_getm_notBefore(x), 0);
 	X509_gmtime_adj(X509_getm_notAfter(x), 100L * 365 * 86400);
 	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-				   (const unsigned char *)"edgetls placeholder: no client CA", -1,
-				   -1, 0);
+	                           (const unsigned char *)"edgetls placeholder: no client CA", -1,
+	                           -1, 0);
 	X509_set_issuer_name(x, X509_get_subject_name(x));
 	X509_set_pubkey(x, key);
 	if (!X509_sign(x, key, EVP_sha256()) || !PEM_write_bio_X509(b, x))
@@ -326,7 +326,7 @@ out:
 
 /* Takes data (freed on failure too). Callers add each path once. */
 static int add_file(struct compile_result *r, enum compile_file_kind kind, const char *path,
-		    void *data, size_t len, mode_t mode, const char *env)
+                    void *data, size_t len, mode_t mode, const char *env)
 {
 	struct compile_file *nv;
 
@@ -400,9 +400,10 @@ static void eff_id(struct eff *e)
 		e->depth = 0;
 	if (e->mode != CS_VALIDATION_PERMISSIVE)
 		e->deny = false;
-	n = snprintf(canon, sizeof(canon), "v1;mode=%s;depth=%d;deny=%d;headers=%d;request=%d;trust=%s",
-		     mode_token(e->mode), e->depth, e->deny, e->headers, e->request,
-		     e->trust ? e->trust->digest : "-");
+	n = snprintf(canon, sizeof(canon),
+	             "v1;mode=%s;depth=%d;deny=%d;headers=%d;request=%d;trust=%s",
+	             mode_token(e->mode), e->depth, e->deny, e->headers, e->request,
+	             e->trust ? e->trust->digest : "-");
 	sha256_hex(canon, (size_t)n, hex);
 	snprintf(e->id, sizeof(e->id), "p%.12s", hex);
 }
@@ -457,7 +458,7 @@ static int by_path(const void *a, const void *b)
 /* Builds the snapshot bytes, keeping the generation and date of the current file when
  * nothing else changed. */
 static int snapshot_bytes(const struct cs_config *cfg, Edgetls__Snapshot *s, uint8_t **out,
-			  size_t *len, uint64_t *generation)
+                          size_t *len, uint64_t *generation)
 {
 	policy_snapshot *old = NULL;
 	char err[256];
@@ -500,7 +501,7 @@ static int snapshot_bytes(const struct cs_config *cfg, Edgetls__Snapshot *s, uin
 }
 
 int compile_build(const struct cs_config *cfg, const struct store *st, time_t now,
-		  struct compile_result *out, char *err, size_t errlen)
+                  struct compile_result *out, char *err, size_t errlen)
 {
 	char hadir[PATH_MAX], cadir[PATH_MAX + 8], certdir[PATH_MAX + 8], path[PATH_MAX + 80];
 	struct trust *trusts = NULL;
@@ -542,17 +543,17 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 			struct compile_host *ch = &out->hosts[out->n_hosts];
 			const struct cs_chain *chain = chain_of(env, host);
 			struct eff ef = {.mode = env->mtls.validation,
-					 .depth = env->mtls.depth,
-					 .deny = env->mtls.deny_on_failure,
-					 .headers = env->mtls.send_headers};
+			                 .depth = env->mtls.depth,
+			                 .deny = env->mtls.deny_on_failure,
+			                 .headers = env->mtls.send_headers};
 			const struct trust *tr = NULL;
 			const char *verify;
 			size_t p;
 
 			ef.request = ef.mode != CS_VALIDATION_DISABLED &&
-				     (env->mtls.n_request_hostnames == 0 ||
-				      listed(env->mtls.request_hostnames,
-					     env->mtls.n_request_hostnames, host));
+			             (env->mtls.n_request_hostnames == 0 ||
+			              listed(env->mtls.request_hostnames,
+			                     env->mtls.n_request_hostnames, host));
 			if (chain && ef.mode != CS_VALIDATION_DISABLED) {
 				size_t t;
 				for (t = 0; t < n_trusts; t++)
@@ -560,7 +561,7 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 						break;
 				if (t == n_trusts) {
 					if (trust_load(&trusts[t], chain->file, cadir, err,
-						       errlen) < 0) {
+					               errlen) < 0) {
 						trust_free(&trusts[t]);
 						goto out;
 					}
@@ -611,59 +612,61 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 			ch->request_certificate = ef.request;
 			memcpy(ch->policy, ef.id, sizeof(ch->policy));
 			ch->cert = pick_cert(idx, n_idx, env, host, now);
-			lines[n_lines] = (struct line){host, pols[p]->id, mode_token(ef.mode),
-						       env->name, NULL};
+			lines[n_lines] =
+			    (struct line){host, pols[p]->id, mode_token(ef.mode), env->name, NULL};
 			if (ch->cert) {
 				char *bundle = NULL, *ca_opt = NULL;
 				size_t blen = 0;
-				if (asprintf(&ch->cert_path, "%s/%s.pem", certdir, ch->cert->id) < 0) {
+				if (asprintf(&ch->cert_path, "%s/%s.pem", certdir, ch->cert->id) <
+				    0) {
 					ch->cert_path = NULL;
 					goto oom;
 				}
 				if (!bundled[ch->cert - st->v]) {
 					if (store_bundle(st, ch->cert->id, &bundle, &blen, err,
-							 errlen) < 0)
+					                 errlen) < 0)
 						goto out;
-					if (add_file(out, CF_CERT, ch->cert_path, bundle, blen, 0600,
-						     NULL) < 0)
+					if (add_file(out, CF_CERT, ch->cert_path, bundle, blen,
+					             0600, NULL) < 0)
 						goto oom;
 					bundled[ch->cert - st->v] = true;
 				}
-				verify = !ef.request ? "none"
-				       : ef.mode == CS_VALIDATION_REQUIRED ? "required"
-									     : "optional";
+				verify = !ef.request                         ? "none"
+				         : ef.mode == CS_VALIDATION_REQUIRED ? "required"
+				                                             : "optional";
 				if (!ef.request) {
 					ca_opt = strdup("");
 				} else if (tr) {
 					if (!ca_added[tr - trusts]) {
 						char *ca = strdup(tr->ca_pem);
 						if (!ca || add_file(out, CF_CAFILE, tr->ca_path, ca,
-								    strlen(ca), 0644, NULL) < 0)
+						                    strlen(ca), 0644, NULL) < 0)
 							goto oom;
 						ca_added[tr - trusts] = true;
 					}
 					/* A CA list over 64 KiB breaks clients: verify with
 					 * the file, but send no names (mtls.md §8.4). */
 					if (asprintf(&ca_opt,
-						     tr->big_names ? " ca-verify-file %s no-ca-names"
-								   : " ca-file %s",
-						     tr->ca_path) < 0)
+					             tr->big_names
+					                 ? " ca-verify-file %s no-ca-names"
+					                 : " ca-file %s",
+					             tr->ca_path) < 0)
 						ca_opt = NULL;
 				} else {
 					if (!none_pem) {
 						none_pem = none_ca_pem(none_path);
 						if (!none_pem ||
 						    add_file(out, CF_CAFILE, none_path,
-							     strdup(none_pem), strlen(none_pem),
-							     0644, NULL) < 0)
+						             strdup(none_pem), strlen(none_pem),
+						             0644, NULL) < 0)
 							goto oom;
 					}
 					if (asprintf(&ca_opt, " ca-file %s no-ca-names",
-						     none_path) < 0)
+					             none_path) < 0)
 						ca_opt = NULL;
 				}
 				if (!ca_opt || asprintf(&ch->crtlist_line, "%s [verify %s%s] %s",
-							ch->cert_path, verify, ca_opt, host) < 0) {
+				                        ch->cert_path, verify, ca_opt, host) < 0) {
 					free(ca_opt);
 					ch->crtlist_line = NULL;
 					goto oom;
@@ -682,9 +685,9 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 	if (cfg->default_environment) {
 		const struct cs_env *env = cs_config_env_named(cfg, cfg->default_environment);
 		struct eff ef = {.mode = env->mtls.validation,
-				 .depth = env->mtls.depth,
-				 .deny = env->mtls.deny_on_failure,
-				 .headers = env->mtls.send_headers};
+		                 .depth = env->mtls.depth,
+		                 .deny = env->mtls.deny_on_failure,
+		                 .headers = env->mtls.send_headers};
 		size_t p;
 		eff_id(&ef);
 		for (p = 0; p < n_pols; p++)
@@ -711,7 +714,8 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 	qsort(lines, n_lines, sizeof(*lines), by_host);
 	for (size_t e = 0; e < cfg->n_envs; e++) {
 		struct buf b = {0};
-		buf_str(&b, "# Written by certsync compile: do not edit, changes are overwritten.\n");
+		buf_str(&b,
+		        "# Written by certsync compile: do not edit, changes are overwritten.\n");
 		for (size_t i = 0; i < n_lines; i++) {
 			if (!lines[i].text || strcmp(lines[i].env, cfg->envs[e].name) != 0)
 				continue;
@@ -723,7 +727,7 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 			goto oom;
 		}
 		if (add_file(out, CF_CRTLIST, cfg->envs[e].crt_list, b.p, b.len, 0644,
-			     cfg->envs[e].name) < 0)
+		             cfg->envs[e].name) < 0)
 			goto oom;
 	}
 	/* Maps: for the Host/SNI check and the fail-closed rules of haproxy/. */

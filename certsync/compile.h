@@ -43,13 +43,13 @@ struct compile_file {
 
 /* What each configured hostname got. */
 struct compile_host {
-	const char *hostname;            /* from the configuration */
+	const char *hostname; /* from the configuration */
 	const struct cs_env *env;
-	const struct store_cert *cert;   /* NULL: no valid certificate covers it */
-	char *cert_path;                 /* the bundle's path, when cert */
+	const struct store_cert *cert; /* NULL: no valid certificate covers it */
+	char *cert_path;               /* the bundle's path, when cert */
 	char policy[COMPILE_POLICY_ID_LEN];
 	bool request_certificate;
-	char *crtlist_line;              /* the line as in the crt-list, NULL without cert */
+	char *crtlist_line; /* the line as in the crt-list, NULL without cert */
 };
 
 struct compile_result {
@@ -62,11 +62,11 @@ struct compile_result {
 };
 
 int compile_build(const struct cs_config *cfg, const struct store *st, time_t now,
-		  struct compile_result *out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+                  struct compile_result *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* Writes what changed; *changed counts the files written. */
 int compile_write(const struct compile_result *r, size_t *changed, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void compile_result_free(struct compile_result *r);
 
 /* The directory of HAProxy's files: <state_dir>/haproxy. */

@@ -115,8 +115,8 @@ json_t *ctl_call(const char *state_dir, json_t *req, char *err, size_t errlen)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0) {
 		snprintf(err, errlen,
-			 "cannot reach the certsync daemon at %s: %s (is `certsync run` running?)",
-			 un.sun_path, strerror(errno));
+		         "cannot reach the certsync daemon at %s: %s (is `certsync run` running?)",
+		         un.sun_path, strerror(errno));
 		goto out;
 	}
 	text = json_dumps(req, JSON_COMPACT);
@@ -127,8 +127,8 @@ json_t *ctl_call(const char *state_dir, json_t *req, char *err, size_t errlen)
 	reply = read_all(fd, CTL_MAX_REQUEST, now_ms() + CTL_TIMEOUT_MS * 2, &len);
 	if (!reply || len == 0) {
 		snprintf(err, errlen,
-			 "the certsync daemon closed the connection without answering (it may have "
-			 "stopped mid-request: see `certsync status` and its log)");
+		         "the certsync daemon closed the connection without answering (it may have "
+		         "stopped mid-request: see `certsync status` and its log)");
 		goto out;
 	}
 	answer = json_loadb(reply, len, 0, &je);
@@ -165,7 +165,7 @@ int ctl_listen(const char *state_dir, char *err, size_t errlen)
 			close(probe);
 		if (live) {
 			snprintf(err, errlen, "%s: another certsync daemon is answering there",
-				 un.sun_path);
+			         un.sun_path);
 			return -1;
 		}
 		unlink(un.sun_path);
@@ -240,9 +240,10 @@ int ctl_accept(int lfd, const char *admin_group, struct ctl_peer *peer, json_t *
 	peer->admin = cred.uid == 0 || ctl_in_group(admin_group, cred.pid, cred.uid, cred.gid);
 	text = read_all(fd, CTL_MAX_REQUEST, now_ms() + CTL_TIMEOUT_MS, &len);
 	if (!text) {
-		log_msg(LOG_WARN, "event=ctl_drop uid=%ld reason=\"request too large, slow or "
-				  "unreadable\"",
-			(long)cred.uid);
+		log_msg(LOG_WARN,
+		        "event=ctl_drop uid=%ld reason=\"request too large, slow or "
+		        "unreadable\"",
+		        (long)cred.uid);
 		close(fd);
 		return -1;
 	}

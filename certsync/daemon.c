@@ -28,10 +28,10 @@
 
 #include "banned.h"
 
-#define TICK_SECONDS    1.0  /* how often files are checked for changes */
-#define RESYNC_SECONDS  60.0 /* a full comparison with HAProxy even when nothing changed */
-#define BACKOFF_MIN     1.0
-#define BACKOFF_MAX     60.0
+#define TICK_SECONDS   1.0  /* how often files are checked for changes */
+#define RESYNC_SECONDS 60.0 /* a full comparison with HAProxy even when nothing changed */
+#define BACKOFF_MIN    1.0
+#define BACKOFF_MAX    60.0
 
 struct host_metric {
 	char *hostname;
@@ -74,8 +74,8 @@ static void append_stat(char **fp, const char *path)
 
 	if (stat(path, &st) < 0)
 		memset(&st, 0, sizeof(st));
-	if (asprintf(&n, "%s%s:%lld.%09ld:%lld;", *fp ? *fp : "", path, (long long)st.st_mtim.tv_sec,
-		     st.st_mtim.tv_nsec, (long long)st.st_size) < 0)
+	if (asprintf(&n, "%s%s:%lld.%09ld:%lld;", *fp ? *fp : "", path,
+	             (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long long)st.st_size) < 0)
 		return;
 	free(*fp);
 	*fp = n;
@@ -98,7 +98,7 @@ static char *fingerprint(const struct daemon *d)
 }
 
 static void snapshot_update(struct daemon *d, const struct compile_result *r,
-			    const struct apply_report *rep, bool synced)
+                            const struct apply_report *rep, bool synced)
 {
 	struct host_metric *hosts = calloc(r->n_hosts + 1, sizeof(*hosts));
 	size_t n = 0, without = 0;
@@ -171,10 +171,11 @@ static void reload(struct daemon *d)
 	if (cs_config_load(d->config_path, &cfg, &dg) != 0) {
 		for (size_t i = 0; i < dg.n; i++)
 			log_msg(LOG_ERROR, "event=config_error file=%s line=%d message=\"%s\"",
-				dg.v[i].file, dg.v[i].line, dg.v[i].message);
-		log_msg(LOG_ERROR, "event=config_rejected errors=%zu action=\"keeping the running "
-				   "configuration\"",
-			dg.errors);
+			        dg.v[i].file, dg.v[i].line, dg.v[i].message);
+		log_msg(LOG_ERROR,
+		        "event=config_rejected errors=%zu action=\"keeping the running "
+		        "configuration\"",
+		        dg.errors);
 		pthread_mutex_lock(&d->mu);
 		d->snap.config_errors = dg.errors ? dg.errors : 1;
 		d->snap.reload_err++;
@@ -185,21 +186,22 @@ static void reload(struct daemon *d)
 	cs_diags_free(&dg);
 	if (strcmp(cfg->state_dir, d->o.cfg->state_dir) != 0) {
 		log_msg(LOG_ERROR, "event=config_rejected reason=\"state_dir cannot change while "
-				   "running: restart certsync\"");
+		                   "running: restart certsync\"");
 		cs_config_free(cfg);
 		return;
 	}
 	cs_config_free(d->o.cfg);
 	d->o.cfg = cfg;
 	d->o.has_hapi = false;
-	if (cfg->runtime_api && addr_parse(cfg->runtime_api, &d->o.hapi.addr, err, sizeof(err)) == 0)
+	if (cfg->runtime_api &&
+	    addr_parse(cfg->runtime_api, &d->o.hapi.addr, err, sizeof(err)) == 0)
 		d->o.has_hapi = true;
 	pthread_mutex_lock(&d->mu);
 	d->snap.config_errors = 0;
 	d->snap.reload_ok++;
 	pthread_mutex_unlock(&d->mu);
 	log_msg(LOG_INFO, "event=config_reloaded environments=%zu hostnames=%zu", cfg->n_envs,
-		cfg->n_hostnames);
+	        cfg->n_hostnames);
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
@@ -262,9 +264,9 @@ static void on_ctl(struct ev_loop *loop, ev_io *io, int revents)
 	} else if (strcmp(op, "upload") == 0 || strcmp(op, "sync") == 0) {
 		if (!peer.admin) {
 			log_msg(LOG_WARN, "event=ctl_denied op=%s uid=%ld", op, (long)peer.uid);
-			ans = json_pack("{s:b,s:s,s:s}", "ok", 0, "code", "permission-denied",
-					"message",
-					"only root or members of the admin group may change certificates");
+			ans = json_pack(
+			    "{s:b,s:s,s:s}", "ok", 0, "code", "permission-denied", "message",
+			    "only root or members of the admin group may change certificates");
 		} else if (strcmp(op, "upload") == 0) {
 			ans = ops_upload(&d->o, req, time(NULL));
 			pthread_mutex_lock(&d->mu);
@@ -314,49 +316,60 @@ static char *render(void *arg, size_t *len)
 		return NULL;
 	pthread_mutex_lock(&d->mu);
 	fprintf(f, "# HELP certsync_certificate_not_after_seconds Expiry of the certificate each "
-		   "hostname is served, as a Unix time.\n"
-		   "# TYPE certsync_certificate_not_after_seconds gauge\n");
+	           "hostname is served, as a Unix time.\n"
+	           "# TYPE certsync_certificate_not_after_seconds gauge\n");
 	for (size_t i = 0; i < s->n_hosts; i++)
-		fprintf(f, "certsync_certificate_not_after_seconds{hostname=\"%s\",source=\"%s\"} %lld\n",
-			s->hosts[i].hostname, s->hosts[i].source, (long long)s->hosts[i].not_after);
-	fprintf(f, "# HELP certsync_hostnames_without_certificate Configured hostnames that no valid "
-		   "certificate covers.\n# TYPE certsync_hostnames_without_certificate gauge\n"
-		   "certsync_hostnames_without_certificate %zu\n",
-		s->without_cert);
-	fprintf(f, "# HELP certsync_haproxy_in_sync 1 when HAProxy serves exactly what certsync "
-		   "compiled.\n# TYPE certsync_haproxy_in_sync gauge\ncertsync_haproxy_in_sync %d\n",
-		s->has_hapi ? s->in_sync : 0);
-	fprintf(f, "# HELP certsync_haproxy_reachable 1 when HAProxy's runtime API answered the "
-		   "last sync.\n# TYPE certsync_haproxy_reachable gauge\n"
-		   "certsync_haproxy_reachable %d\n",
-		s->has_hapi ? s->reachable : 0);
-	fprintf(f, "# HELP certsync_apply_total Syncs with HAProxy, by result.\n"
-		   "# TYPE certsync_apply_total counter\n"
-		   "certsync_apply_total{result=\"ok\"} %llu\ncertsync_apply_total{result=\"error\"} "
-		   "%llu\n",
-		(unsigned long long)s->apply_ok, (unsigned long long)s->apply_err);
-	fprintf(f, "# HELP certsync_config_errors Errors in the configuration file on disk (the "
-		   "running configuration is kept while it has any).\n"
-		   "# TYPE certsync_config_errors gauge\ncertsync_config_errors %zu\n",
-		s->config_errors);
-	fprintf(f, "# HELP certsync_config_reloads_total Configuration reloads, by result.\n"
-		   "# TYPE certsync_config_reloads_total counter\n"
-		   "certsync_config_reloads_total{result=\"ok\"} %llu\n"
-		   "certsync_config_reloads_total{result=\"error\"} %llu\n",
-		(unsigned long long)s->reload_ok, (unsigned long long)s->reload_err);
-	fprintf(f, "# HELP certsync_uploads_total Certificate uploads, by result.\n"
-		   "# TYPE certsync_uploads_total counter\n"
-		   "certsync_uploads_total{result=\"accepted\"} %llu\n"
-		   "certsync_uploads_total{result=\"refused\"} %llu\n",
-		(unsigned long long)s->upload_ok, (unsigned long long)s->upload_err);
-	fprintf(f, "# HELP certsync_policy_generation Generation of the policy snapshot written "
-		   "for the agent.\n# TYPE certsync_policy_generation gauge\n"
-		   "certsync_policy_generation %llu\n",
-		(unsigned long long)s->generation);
-	fprintf(f, "# HELP certsync_last_sync_timestamp_seconds When certsync last compiled and "
-		   "applied.\n# TYPE certsync_last_sync_timestamp_seconds gauge\n"
-		   "certsync_last_sync_timestamp_seconds %lld\n",
-		(long long)s->last_sync);
+		fprintf(
+		    f,
+		    "certsync_certificate_not_after_seconds{hostname=\"%s\",source=\"%s\"} %lld\n",
+		    s->hosts[i].hostname, s->hosts[i].source, (long long)s->hosts[i].not_after);
+	fprintf(f,
+	        "# HELP certsync_hostnames_without_certificate Configured hostnames that no valid "
+	        "certificate covers.\n# TYPE certsync_hostnames_without_certificate gauge\n"
+	        "certsync_hostnames_without_certificate %zu\n",
+	        s->without_cert);
+	fprintf(f,
+	        "# HELP certsync_haproxy_in_sync 1 when HAProxy serves exactly what certsync "
+	        "compiled.\n# TYPE certsync_haproxy_in_sync gauge\ncertsync_haproxy_in_sync %d\n",
+	        s->has_hapi ? s->in_sync : 0);
+	fprintf(f,
+	        "# HELP certsync_haproxy_reachable 1 when HAProxy's runtime API answered the "
+	        "last sync.\n# TYPE certsync_haproxy_reachable gauge\n"
+	        "certsync_haproxy_reachable %d\n",
+	        s->has_hapi ? s->reachable : 0);
+	fprintf(f,
+	        "# HELP certsync_apply_total Syncs with HAProxy, by result.\n"
+	        "# TYPE certsync_apply_total counter\n"
+	        "certsync_apply_total{result=\"ok\"} %llu\ncertsync_apply_total{result=\"error\"} "
+	        "%llu\n",
+	        (unsigned long long)s->apply_ok, (unsigned long long)s->apply_err);
+	fprintf(f,
+	        "# HELP certsync_config_errors Errors in the configuration file on disk (the "
+	        "running configuration is kept while it has any).\n"
+	        "# TYPE certsync_config_errors gauge\ncertsync_config_errors %zu\n",
+	        s->config_errors);
+	fprintf(f,
+	        "# HELP certsync_config_reloads_total Configuration reloads, by result.\n"
+	        "# TYPE certsync_config_reloads_total counter\n"
+	        "certsync_config_reloads_total{result=\"ok\"} %llu\n"
+	        "certsync_config_reloads_total{result=\"error\"} %llu\n",
+	        (unsigned long long)s->reload_ok, (unsigned long long)s->reload_err);
+	fprintf(f,
+	        "# HELP certsync_uploads_total Certificate uploads, by result.\n"
+	        "# TYPE certsync_uploads_total counter\n"
+	        "certsync_uploads_total{result=\"accepted\"} %llu\n"
+	        "certsync_uploads_total{result=\"refused\"} %llu\n",
+	        (unsigned long long)s->upload_ok, (unsigned long long)s->upload_err);
+	fprintf(f,
+	        "# HELP certsync_policy_generation Generation of the policy snapshot written "
+	        "for the agent.\n# TYPE certsync_policy_generation gauge\n"
+	        "certsync_policy_generation %llu\n",
+	        (unsigned long long)s->generation);
+	fprintf(f,
+	        "# HELP certsync_last_sync_timestamp_seconds When certsync last compiled and "
+	        "applied.\n# TYPE certsync_last_sync_timestamp_seconds gauge\n"
+	        "certsync_last_sync_timestamp_seconds %lld\n",
+	        (long long)s->last_sync);
 	pthread_mutex_unlock(&d->mu);
 	if (fclose(f) != 0) {
 		free(buf);
@@ -389,8 +402,8 @@ int cmd_run(const char *config_path, int argc, char **argv)
 		return 2;
 	}
 	for (size_t i = 0; i < dg.n; i++)
-		log_msg(LOG_WARN, "event=config_warning file=%s line=%d message=\"%s\"", dg.v[i].file,
-			dg.v[i].line, dg.v[i].message);
+		log_msg(LOG_WARN, "event=config_warning file=%s line=%d message=\"%s\"",
+		        dg.v[i].file, dg.v[i].line, dg.v[i].message);
 	cs_diags_free(&dg);
 	/* One daemon per state_dir: two would apply to HAProxy concurrently. */
 	{
@@ -399,8 +412,8 @@ int cmd_run(const char *config_path, int argc, char **argv)
 		d.lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		if (d.lock_fd < 0 || flock(d.lock_fd, LOCK_EX | LOCK_NB) < 0) {
 			fprintf(stderr, "certsync: %s: %s\n", lock,
-				errno == EWOULDBLOCK ? "another `certsync run` uses this state_dir"
-						     : strerror(errno));
+			        errno == EWOULDBLOCK ? "another `certsync run` uses this state_dir"
+			                             : strerror(errno));
 			goto out;
 		}
 	}
@@ -410,9 +423,10 @@ int cmd_run(const char *config_path, int argc, char **argv)
 		struct stat st;
 		if (stat(d.o.cfg->state_dir, &st) == 0 && (st.st_mode & 0011) != 0011 &&
 		    chmod(d.o.cfg->state_dir, (st.st_mode & 07777) | 0011) == 0)
-			log_msg(LOG_INFO, "event=state_dir_mode dir=%s mode=%o reason=\"admin_group "
-					  "members reach control.sock\"",
-				d.o.cfg->state_dir, (unsigned)((st.st_mode & 07777) | 0011));
+			log_msg(LOG_INFO,
+			        "event=state_dir_mode dir=%s mode=%o reason=\"admin_group "
+			        "members reach control.sock\"",
+			        d.o.cfg->state_dir, (unsigned)((st.st_mode & 07777) | 0011));
 	}
 	d.ctl_fd = ctl_listen(d.o.cfg->state_dir, err, sizeof(err));
 	if (d.ctl_fd < 0) {
@@ -424,7 +438,7 @@ int cmd_run(const char *config_path, int argc, char **argv)
 		if (addr_parse(d.o.cfg->metrics_listen, &a, err, sizeof(err)) < 0 ||
 		    promhttp_start(&prom, &a, render, &d) < 0) {
 			fprintf(stderr, "certsync: cannot serve metrics on %s\n",
-				d.o.cfg->metrics_listen);
+			        d.o.cfg->metrics_listen);
 			goto out;
 		}
 	}
@@ -443,8 +457,8 @@ int cmd_run(const char *config_path, int argc, char **argv)
 	ev_signal_start(d.loop, &d.sig_int);
 	ev_signal_start(d.loop, &d.sig_hup);
 	log_msg(LOG_INFO, "event=start version=%s pid=%ld hostnames=%zu runtime_api=%s",
-		EDGETLS_VERSION, (long)getpid(), d.o.cfg->n_hostnames,
-		d.o.cfg->runtime_api ? d.o.cfg->runtime_api : "none");
+	        EDGETLS_VERSION, (long)getpid(), d.o.cfg->n_hostnames,
+	        d.o.cfg->runtime_api ? d.o.cfg->runtime_api : "none");
 	d.fingerprint = fingerprint(&d);
 	sync_now(&d);
 	d.last_full = ev_now(d.loop);

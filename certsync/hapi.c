@@ -266,9 +266,9 @@ static int clear_transaction(const struct hapi *h, const char *file, char *err, 
 	free(reply);
 	if (strncmp(open_path, file, dirlen) != 0 || strchr(open_path + dirlen, '/')) {
 		snprintf(err, errlen,
-			 "HAProxy has an open certificate transaction on %s, not ours: finish or "
-			 "abort it (abort ssl cert %s)",
-			 open_path, open_path);
+		         "HAProxy has an open certificate transaction on %s, not ours: finish or "
+		         "abort it (abort ssl cert %s)",
+		         open_path, open_path);
 		return -1;
 	}
 	snprintf(cmd, sizeof(cmd), "abort ssl cert %s", open_path);

@@ -14,8 +14,7 @@
 
 #define HAPI_TIMEOUT_MS 5000
 
-int ops_open(struct ops *o, const char *config_path, struct cs_diags *d, char *err,
-	     size_t errlen)
+int ops_open(struct ops *o, const char *config_path, struct cs_diags *d, char *err, size_t errlen)
 {
 	int r;
 
@@ -23,7 +22,7 @@ int ops_open(struct ops *o, const char *config_path, struct cs_diags *d, char *e
 	r = cs_config_load(config_path, &o->cfg, d);
 	if (r != 0) {
 		snprintf(err, errlen, "%s: %s", config_path,
-			 r == CS_CONFIG_EUNREADABLE ? "cannot be read" : "has errors");
+		         r == CS_CONFIG_EUNREADABLE ? "cannot be read" : "has errors");
 		return -1;
 	}
 	if (o->cfg->runtime_api) {
@@ -49,7 +48,7 @@ void ops_close(struct ops *o)
 }
 
 int ops_sync(struct ops *o, time_t now, bool apply, struct compile_result *r,
-	     struct apply_report *report, char *err, size_t errlen)
+             struct apply_report *report, char *err, size_t errlen)
 {
 	size_t changed = 0;
 
@@ -62,20 +61,20 @@ int ops_sync(struct ops *o, time_t now, bool apply, struct compile_result *r,
 	}
 	if (changed)
 		log_msg(LOG_INFO, "event=compiled files_changed=%zu generation=%llu hostnames=%zu",
-			changed, (unsigned long long)r->generation, r->n_hosts);
+		        changed, (unsigned long long)r->generation, r->n_hosts);
 	if (apply && o->has_hapi) {
 		if (apply_run(&o->hapi, r, report) == 0) {
 			if (report->certs_loaded || report->lines_added || report->lines_deleted ||
 			    report->map_changes || report->cafiles_set)
 				log_msg(LOG_INFO,
-					"event=applied certs=%zu cafiles=%zu lines_added=%zu "
-					"lines_deleted=%zu maps=%zu",
-					report->certs_loaded, report->cafiles_set,
-					report->lines_added, report->lines_deleted,
-					report->map_changes);
+				        "event=applied certs=%zu cafiles=%zu lines_added=%zu "
+				        "lines_deleted=%zu maps=%zu",
+				        report->certs_loaded, report->cafiles_set,
+				        report->lines_added, report->lines_deleted,
+				        report->map_changes);
 		} else {
 			log_msg(LOG_WARN, "event=apply_failed reachable=%d error=\"%s\"",
-				report->reachable, report->error);
+			        report->reachable, report->error);
 		}
 	}
 	return 0;
@@ -99,7 +98,7 @@ X509_STORE *ops_upload_trust(const struct cs_config *cfg, char *err, size_t errl
 }
 
 static json_t *refusal(const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static json_t *refusal(const char *code, const char *fmt, ...)
 {
 	char msg[1200];
@@ -114,7 +113,7 @@ static json_t *refusal(const char *code, const char *fmt, ...)
 /* The network an upload serves: the one named, which must hold a hostname the certificate
  * covers, or the only network among those hostnames. */
 static const char *pick_network(const struct ops *o, const struct upload_result *res,
-				const char *asked, char *why, size_t whylen)
+                                const char *asked, char *why, size_t whylen)
 {
 	const char *nets[64];
 	size_t n = 0;
@@ -135,16 +134,17 @@ static const char *pick_network(const struct ops *o, const struct upload_result 
 			if (strcmp(nets[j], asked) == 0)
 				return nets[j];
 		snprintf(why, whylen,
-			 "the certificate covers no configured hostname of network \"%s\"", asked);
+		         "the certificate covers no configured hostname of network \"%s\"", asked);
 		return NULL;
 	}
 	if (n == 1)
 		return nets[0];
 	{
-		size_t o2 = (size_t)snprintf(why, whylen,
-					     "the certificate covers hostnames of several networks (");
+		size_t o2 = (size_t)snprintf(
+		    why, whylen, "the certificate covers hostnames of several networks (");
 		for (size_t j = 0; j < n && o2 < whylen; j++)
-			o2 += (size_t)snprintf(why + o2, whylen - o2, "%s%s", j ? ", " : "", nets[j]);
+			o2 +=
+			    (size_t)snprintf(why + o2, whylen - o2, "%s%s", j ? ", " : "", nets[j]);
 		if (o2 < whylen)
 			snprintf(why + o2, whylen - o2, "): say which one with --network");
 	}
@@ -202,16 +202,16 @@ json_t *ops_upload(struct ops *o, json_t *req, time_t now)
 		goto out;
 	}
 	added = store_add(o->store, STORE_UPLOADED, network, res.leaf, res.intermediates, res.key,
-			  now, id, err, sizeof(err));
+	                  now, id, err, sizeof(err));
 	if (added < 0) {
 		ans = refusal("store", "%s", err);
 		goto out;
 	}
-	log_msg(LOG_INFO, "event=upload id=%s serial=%s network=%s new=%d", id, res.serial,
-		network, added == 0);
+	log_msg(LOG_INFO, "event=upload id=%s serial=%s network=%s new=%d", id, res.serial, network,
+	        added == 0);
 	ans = json_pack("{s:b,s:s,s:s,s:s,s:I,s:b}", "ok", 1, "id", id, "serial", res.serial,
-			"network", network, "not_after", (json_int_t)res.not_after,
-			"already_stored", added == 1);
+	                "network", network, "not_after", (json_int_t)res.not_after,
+	                "already_stored", added == 1);
 	if (ops_sync(o, now, true, &cr, &rep, err, sizeof(err)) < 0) {
 		json_object_set_new(ans, "haproxy", json_string("pending"));
 		json_object_set_new(ans, "sync_error", json_string(err));
@@ -224,19 +224,20 @@ json_t *ops_upload(struct ops *o, json_t *req, time_t now)
 			bool could = false;
 			for (size_t j = 0; j < res.covered.n && !could; j++)
 				could = strcmp(res.covered.name[j], cr.hosts[i].hostname) == 0 &&
-					strcmp(cr.hosts[i].env->network, network) == 0;
+				        strcmp(cr.hosts[i].env->network, network) == 0;
 			if (mine)
 				json_array_append_new(covers, json_string(cr.hosts[i].hostname));
 			else if (could)
-				json_array_append_new(not_chosen, json_string(cr.hosts[i].hostname));
+				json_array_append_new(not_chosen,
+				                      json_string(cr.hosts[i].hostname));
 		}
 		json_object_set_new(ans, "covers", covers);
 		json_object_set_new(ans, "preferred_elsewhere", not_chosen);
 		json_object_set_new(ans, "haproxy",
-				    json_string(!o->has_hapi	 ? "files-only"
-						: rep.in_sync	 ? "in-sync"
-						: rep.reachable ? "pending"
-								 : "unreachable"));
+		                    json_string(!o->has_hapi    ? "files-only"
+		                                : rep.in_sync   ? "in-sync"
+		                                : rep.reachable ? "pending"
+		                                                : "unreachable"));
 		if (o->has_hapi && !rep.in_sync)
 			json_object_set_new(ans, "sync_error", json_string(rep.error));
 		compile_result_free(&cr);
@@ -257,7 +258,7 @@ static void rfc3339(time_t t, char *buf, size_t len)
 }
 
 json_t *ops_status(const struct ops *o, const struct compile_result *r, const int *served,
-		   time_t now, size_t *problems)
+                   time_t now, size_t *problems)
 {
 	json_t *arr = json_array();
 
@@ -273,13 +274,13 @@ json_t *ops_status(const struct ops *o, const struct compile_result *r, const in
 			long days = (long)((h->cert->not_after - now) / 86400);
 			rfc3339(h->cert->not_after, when, sizeof(when));
 			cert = json_pack("{s:s,s:s,s:s,s:I,s:s}", "source",
-					 store_source_name(h->cert->source), "serial",
-					 h->cert->serial, "not_after", when, "days_left",
-					 (json_int_t)(days < 0 ? 0 : days), "id", h->cert->id);
+			                 store_source_name(h->cert->source), "serial",
+			                 h->cert->serial, "not_after", when, "days_left",
+			                 (json_int_t)(days < 0 ? 0 : days), "id", h->cert->id);
 		} else {
 			cert = json_pack("{s:s}", "source", "none");
 			problem = "no valid certificate covers this hostname: upload one (certsync "
-				  "upload) or enable auto_certificates";
+			          "upload) or enable auto_certificates";
 		}
 		if (!served)
 			hap = "unknown";
@@ -290,17 +291,19 @@ json_t *ops_status(const struct ops *o, const struct compile_result *r, const in
 		else
 			hap = "pending";
 		if (!problem && served && served[i] == 0)
-			problem = "HAProxy does not serve this certificate yet (certsync run applies "
-				  "it)";
+			problem =
+			    "HAProxy does not serve this certificate yet (certsync run applies "
+			    "it)";
 		if (!problem && served && served[i] < 0)
 			problem = "HAProxy's runtime API does not answer";
-		item = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:n,s:s?}", "hostname",
-				 h->hostname, "environment", h->env->name, "mode",
-				 cs_validation_name(h->env->mtls.validation), "policy", h->policy,
-				 "certificate", cert, "haproxy", hap, "delegation",
-				 h->env->auto_certificates ? "not-checked" : "not-applicable", "caa",
-				 h->env->auto_certificates ? "not-checked" : "not-applicable",
-				 "next_renewal", "last_error", problem);
+		item =
+		    json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:n,s:s?}", "hostname", h->hostname,
+		              "environment", h->env->name, "mode",
+		              cs_validation_name(h->env->mtls.validation), "policy", h->policy,
+		              "certificate", cert, "haproxy", hap, "delegation",
+		              h->env->auto_certificates ? "not-checked" : "not-applicable", "caa",
+		              h->env->auto_certificates ? "not-checked" : "not-applicable",
+		              "next_renewal", "last_error", problem);
 		json_array_append_new(arr, item);
 		if (problem)
 			(*problems)++;

@@ -26,16 +26,16 @@ struct ops {
 };
 
 /* Loads the configuration (diagnostics into d) and opens the store. */
-int ops_open(struct ops *o, const char *config_path, struct cs_diags *d, char *err,
-	     size_t errlen) __attribute__((warn_unused_result));
+int ops_open(struct ops *o, const char *config_path, struct cs_diags *d, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 void ops_close(struct ops *o);
 
 /* Compiles and writes the files; then, when apply and a runtime API is configured,
  * applies them (report filled; report->reachable false when HAProxy did not answer).
  * Returns -1 only when the files could not be built or written. */
 int ops_sync(struct ops *o, time_t now, bool apply, struct compile_result *r,
-	     struct apply_report *report, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+             struct apply_report *report, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /*
  * An upload request {cert, chain, key, network?} → {ok, code, message, id, covers[],
@@ -51,7 +51,7 @@ X509_STORE *ops_upload_trust(const struct cs_config *cfg, char *err, size_t errl
  * hostname, whether HAProxy serves its line (served[i]: 1, 0, or -1 unreachable; NULL
  * when not asked). *problems counts hostnames not served a valid certificate. */
 json_t *ops_status(const struct ops *o, const struct compile_result *r, const int *served,
-		   time_t now, size_t *problems);
+                   time_t now, size_t *problems);
 
 /* For each host of r, whether HAProxy serves its crt-list line: fills served[n_hosts]. */
 void ops_served(const struct ops *o, const struct compile_result *r, int *served);

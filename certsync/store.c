@@ -35,8 +35,7 @@ static void cert_clear(struct store_cert *c)
 	memset(c, 0, sizeof(*c));
 }
 
-void store_path(const struct store *s, const char *id, const char *file, char *buf,
-		size_t buflen)
+void store_path(const struct store *s, const char *id, const char *file, char *buf, size_t buflen)
 {
 	snprintf(buf, buflen, "%s/%s/%s", s->dir, id, file);
 }
@@ -150,10 +149,10 @@ int store_reload(struct store *s, char *err, size_t errlen)
 		if (!valid_id(e->d_name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/meta.json", s->dir, e->d_name);
-		if (afile_read(path, META_MAX, &json, &len) < 0 || meta_parse((char *)json, &c) < 0 ||
-		    strcmp(c.id, e->d_name) != 0) {
+		if (afile_read(path, META_MAX, &json, &len) < 0 ||
+		    meta_parse((char *)json, &c) < 0 || strcmp(c.id, e->d_name) != 0) {
 			log_msg(LOG_WARN, "event=store_skip id=%s reason=\"unreadable metadata\"",
-				e->d_name);
+			        e->d_name);
 			cert_clear(&c);
 			free(json);
 			continue;
@@ -301,10 +300,10 @@ static int facts(struct store_cert *c, X509 *leaf, char *err, size_t errlen)
 
 	if (x509u_serial_hex(leaf, c->serial, sizeof(c->serial)) < 0 ||
 	    x509u_sha256_hex(leaf, c->sha256, sizeof(c->sha256)) < 0 ||
-	    x509u_not_before(leaf, &c->not_before) < 0 || x509u_not_after(leaf, &c->not_after) < 0 ||
-	    x509u_dns_names(leaf, &c->names) < 0 || x509u_issuer_dn(leaf, dn, sizeof(dn)) < 0 ||
-	    !(c->issuer_dn = strdup(dn)) || x509u_subject_dn(leaf, dn, sizeof(dn)) < 0 ||
-	    !(c->subject_dn = strdup(dn))) {
+	    x509u_not_before(leaf, &c->not_before) < 0 ||
+	    x509u_not_after(leaf, &c->not_after) < 0 || x509u_dns_names(leaf, &c->names) < 0 ||
+	    x509u_issuer_dn(leaf, dn, sizeof(dn)) < 0 || !(c->issuer_dn = strdup(dn)) ||
+	    x509u_subject_dn(leaf, dn, sizeof(dn)) < 0 || !(c->subject_dn = strdup(dn))) {
 		snprintf(err, errlen, "cannot read the certificate's facts");
 		return -1;
 	}
@@ -318,8 +317,8 @@ static int facts(struct store_cert *c, X509 *leaf, char *err, size_t errlen)
 }
 
 int store_add(struct store *s, enum store_source source, const char *network, X509 *leaf,
-	      STACK_OF(X509) * chain, EVP_PKEY *key, time_t now, char id[STORE_ID_LEN],
-	      char *err, size_t errlen)
+              STACK_OF(X509) * chain, EVP_PKEY *key, time_t now, char id[STORE_ID_LEN], char *err,
+              size_t errlen)
 {
 	struct store_cert c = {0};
 	char tmp[PATH_MAX] = "", final[PATH_MAX], path[PATH_MAX + 16];
@@ -348,7 +347,7 @@ int store_add(struct store *s, enum store_source source, const char *network, X5
 	snprintf(tmp, sizeof(tmp), "%s/tmp-%s-XXXXXX", s->dir, c.id);
 	if (!mkdtemp(tmp)) {
 		snprintf(err, errlen, "cannot create a directory in %s: %s", s->dir,
-			 strerror(errno));
+		         strerror(errno));
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/key.pem", tmp);
@@ -419,7 +418,7 @@ int store_remove(struct store *s, const char *id, char *err, size_t errlen)
 }
 
 int store_bundle(const struct store *s, const char *id, char **out, size_t *len, char *err,
-		 size_t errlen)
+                 size_t errlen)
 {
 	char path[PATH_MAX];
 	uint8_t *certs = NULL, *key = NULL;

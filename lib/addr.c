@@ -25,7 +25,7 @@ int addr_parse(const char *s, struct addr *out, char *err, size_t errlen)
 		size_t n = strlen(s + 5);
 		if (n == 0 || n >= sizeof(un->sun_path)) {
 			snprintf(err, errlen, "unix socket path empty or longer than %zu bytes",
-				 sizeof(un->sun_path) - 1);
+			         sizeof(un->sun_path) - 1);
 			return -1;
 		}
 		un->sun_family = AF_UNIX;

@@ -18,7 +18,7 @@ struct addr {
 
 /* 0, or -1 with a reason in err. */
 int addr_parse(const char *s, struct addr *out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* "127.0.0.1:9000", "[::1]:9000" or "unix:/path" into buf; returns buf. */
 const char *addr_format(const struct addr *a, char *buf, size_t buflen);
 /* A listening socket (non-blocking, close-on-exec); SO_REUSEPORT when reuseport.

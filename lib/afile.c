@@ -60,7 +60,7 @@ static int write_all(int fd, const void *data, size_t len)
 /* Writes data to a fresh temporary beside path (fsync'ed when sync); its name goes to
  * tmp. */
 static int write_tmp(const char *path, const void *data, size_t len, mode_t mode, char *tmp,
-		     char *dir, int sync)
+                     char *dir, int sync)
 {
 	char base[PATH_MAX];
 	int fd, saved;
@@ -125,7 +125,7 @@ int afile_create(const char *path, const void *data, size_t len, mode_t mode)
 }
 
 int afile_batch_add(struct afile_batch *b, const char *path, const void *data, size_t len,
-		    mode_t mode)
+                    mode_t mode)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 

@@ -15,15 +15,15 @@
 
 /* Replaces path with data, mode applied before the rename. 0 or -1 (errno set). */
 int afile_write(const char *path, const void *data, size_t len, mode_t mode)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Like afile_write, but fails with EEXIST when path exists (for private keys): the file
  * appears complete under its name or not at all. */
 int afile_create(const char *path, const void *data, size_t len, mode_t mode)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Reads a whole regular file of at most max bytes into a malloc'd buffer (NUL added
  * after the data, not counted in *len). -1 with errno (EFBIG when larger than max). */
 int afile_read(const char *path, size_t max, uint8_t **out, size_t *len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Creates dir and its missing parents with mode. */
 int afile_mkdirs(const char *dir, mode_t mode) __attribute__((warn_unused_result));
 /*
@@ -39,7 +39,7 @@ struct afile_batch {
 };
 
 int afile_batch_add(struct afile_batch *b, const char *path, const void *data, size_t len,
-		    mode_t mode) __attribute__((warn_unused_result));
+                    mode_t mode) __attribute__((warn_unused_result));
 int afile_batch_commit(struct afile_batch *b) __attribute__((warn_unused_result));
 void afile_batch_abort(struct afile_batch *b);
 

@@ -53,7 +53,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &tm);
 	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ level=%s prog=%s ", ts.tv_nsec / 1000000,
-		     level_names[level], prog_name);
+	             level_names[level], prog_name);
 	if (r > 0)
 		n += (size_t)r;
 	va_start(ap, fmt);

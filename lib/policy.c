@@ -13,9 +13,9 @@ static int check(const policy_snapshot *s, char *err, size_t errlen)
 {
 	if (s->schema_version != POLICY_SCHEMA_VERSION) {
 		snprintf(err, errlen,
-			 "snapshot schema version %u, this program reads version %u: "
-			 "run the certsync that matches this spoa-mtls",
-			 s->schema_version, POLICY_SCHEMA_VERSION);
+		         "snapshot schema version %u, this program reads version %u: "
+		         "run the certsync that matches this spoa-mtls",
+		         s->schema_version, POLICY_SCHEMA_VERSION);
 		return -1;
 	}
 	for (size_t i = 0; i < s->n_policies; i++) {
@@ -30,7 +30,7 @@ static int check(const policy_snapshot *s, char *err, size_t errlen)
 		}
 		if (p->depth > POLICY_MAX_DEPTH) {
 			snprintf(err, errlen, "policy %s: depth %u above %d", p->id, p->depth,
-				 POLICY_MAX_DEPTH);
+			         POLICY_MAX_DEPTH);
 			return -1;
 		}
 		for (size_t j = 0; j < i; j++) {
@@ -52,7 +52,7 @@ static int check(const policy_snapshot *s, char *err, size_t errlen)
 				break;
 		if (j == s->n_policies) {
 			snprintf(err, errlen, "host %s names policy \"%s\", which is not defined",
-				 h->name, h->policy);
+			         h->name, h->policy);
 			return -1;
 		}
 	}
@@ -63,7 +63,7 @@ static int check(const policy_snapshot *s, char *err, size_t errlen)
 				break;
 		if (j == s->n_policies) {
 			snprintf(err, errlen, "default policy \"%s\" is not defined",
-				 s->default_policy);
+			         s->default_policy);
 			return -1;
 		}
 	}
@@ -71,13 +71,13 @@ static int check(const policy_snapshot *s, char *err, size_t errlen)
 }
 
 int policy_snapshot_decode(const uint8_t *buf, size_t len, policy_snapshot **out, char *err,
-			   size_t errlen)
+                           size_t errlen)
 {
 	policy_snapshot *s;
 
 	if (len > POLICY_MAX_BYTES) {
 		snprintf(err, errlen, "snapshot of %zu bytes exceeds the %u-byte limit", len,
-			 POLICY_MAX_BYTES);
+		         POLICY_MAX_BYTES);
 		return -1;
 	}
 	s = edgetls__snapshot__unpack(NULL, len, buf);

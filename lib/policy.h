@@ -21,12 +21,12 @@
 typedef Edgetls__Snapshot policy_snapshot;
 
 int policy_snapshot_decode(const uint8_t *buf, size_t len, policy_snapshot **out, char *err,
-			   size_t errlen) __attribute__((warn_unused_result));
+                           size_t errlen) __attribute__((warn_unused_result));
 int policy_snapshot_load(const char *path, policy_snapshot **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Serialises s and replaces path atomically (mode 0644: it holds no secret). */
 int policy_snapshot_save(const char *path, const policy_snapshot *s)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void policy_snapshot_free(policy_snapshot *s);
 
 #endif

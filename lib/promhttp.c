@@ -16,8 +16,8 @@ struct promhttp {
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const char *text)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
-								 MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret;
 
 	if (!r)
@@ -29,8 +29,8 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const c
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload,
-				  size_t *upload_size, void **state)
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **state)
 {
 	struct promhttp *p = cls;
 	struct MHD_Response *r;
@@ -61,7 +61,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 int promhttp_start(struct promhttp **out, const struct addr *a, promhttp_render_fn render,
-		   void *arg)
+                   void *arg)
 {
 	struct promhttp *p = calloc(1, sizeof(*p));
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
@@ -73,9 +73,9 @@ int promhttp_start(struct promhttp **out, const struct addr *a, promhttp_render_
 	p->render = render;
 	p->arg = arg;
 	p->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, p, MHD_OPTION_SOCK_ADDR,
-				(const struct sockaddr *)&a->ss, MHD_OPTION_CONNECTION_LIMIT,
-				(unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-				MHD_OPTION_END);
+	                        (const struct sockaddr *)&a->ss, MHD_OPTION_CONNECTION_LIMIT,
+	                        (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+	                        MHD_OPTION_END);
 	if (!p->d) {
 		free(p);
 		return -1;

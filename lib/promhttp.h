@@ -17,7 +17,7 @@ typedef char *(*promhttp_render_fn)(void *arg, size_t *len);
 struct promhttp;
 
 int promhttp_start(struct promhttp **out, const struct addr *a, promhttp_render_fn render,
-		   void *arg) __attribute__((warn_unused_result));
+                   void *arg) __attribute__((warn_unused_result));
 void promhttp_stop(struct promhttp *p);
 
 #endif

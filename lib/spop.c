@@ -112,7 +112,7 @@ ssize_t spop_value_decode(const uint8_t *p, size_t len, struct spop_value *out)
 }
 
 ssize_t spop_kv_decode(const uint8_t *p, size_t len, struct spop_bytes *name,
-		       struct spop_value *value)
+                       struct spop_value *value)
 {
 	ssize_t a = spop_string_decode(p, len, name), b;
 
@@ -275,20 +275,20 @@ bool spop_list_has(struct spop_bytes list, const char *token)
 const char *spop_status_text(unsigned status)
 {
 	static const char *const text[SPOP_ST_COUNT] = {
-		"normal",
-		"I/O error",
-		"a timeout occurred",
-		"frame is too big",
-		"invalid frame received",
-		"version value not found",
-		"max-frame-size value not found",
-		"capabilities value not found",
-		"unsupported version",
-		"max-frame-size too big or too small",
-		"fragmentation not supported",
-		"invalid interlaced frames",
-		"frame-id not found",
-		"resource allocation error",
+	    "normal",
+	    "I/O error",
+	    "a timeout occurred",
+	    "frame is too big",
+	    "invalid frame received",
+	    "version value not found",
+	    "max-frame-size value not found",
+	    "capabilities value not found",
+	    "unsupported version",
+	    "max-frame-size too big or too small",
+	    "fragmentation not supported",
+	    "invalid interlaced frames",
+	    "frame-id not found",
+	    "resource allocation error",
 	};
 	return status < SPOP_ST_COUNT ? text[status] : "an unknown error occurred";
 }
@@ -370,11 +370,18 @@ void spop_put_kv(struct spop_writer *w, const char *name, const struct spop_valu
 }
 
 size_t spop_frame_begin(struct spop_writer *w, uint8_t type, uint32_t flags, uint64_t sid,
-			uint64_t fid)
+                        uint64_t fid)
 {
 	size_t start = w->len;
-	uint8_t hdr[9] = {0, 0, 0, 0, type, (uint8_t)(flags >> 24), (uint8_t)(flags >> 16),
-			  (uint8_t)(flags >> 8), (uint8_t)flags};
+	uint8_t hdr[9] = {0,
+	                  0,
+	                  0,
+	                  0,
+	                  type,
+	                  (uint8_t)(flags >> 24),
+	                  (uint8_t)(flags >> 16),
+	                  (uint8_t)(flags >> 8),
+	                  (uint8_t)flags};
 
 	put(w, hdr, sizeof(hdr));
 	spop_put_varint(w, sid);
@@ -400,7 +407,7 @@ int spop_frame_end(struct spop_writer *w, size_t start, uint32_t max_frame_size)
 }
 
 void spop_put_set_var(struct spop_writer *w, enum spop_scope scope, const char *name,
-		      const struct spop_value *v)
+                      const struct spop_value *v)
 {
 	uint8_t hdr[3] = {SPOP_ACT_SET_VAR, 3, (uint8_t)scope};
 	put(w, hdr, sizeof(hdr));
@@ -435,7 +442,7 @@ int spop_agent_hello_encode(struct spop_writer *w, uint32_t frame_size, const ch
 }
 
 int spop_haproxy_hello_encode(struct spop_writer *w, const char *versions, uint32_t frame_size,
-			      const char *caps, bool healthcheck, const char *engine_id)
+                              const char *caps, bool healthcheck, const char *engine_id)
 {
 	size_t start = spop_frame_begin(w, SPOP_FRAME_HAPROXY_HELLO, SPOP_FLAG_FIN, 0, 0);
 	struct spop_value v = spop_str(versions);
@@ -457,7 +464,7 @@ int spop_haproxy_hello_encode(struct spop_writer *w, const char *versions, uint3
 }
 
 int spop_disconnect_encode(struct spop_writer *w, uint8_t type, unsigned status,
-			   const char *message)
+                           const char *message)
 {
 	size_t start = spop_frame_begin(w, type, SPOP_FLAG_FIN, 0, 0);
 	size_t n = strlen(message);

@@ -20,15 +20,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SPOP_VERSION          "2.0"
-#define SPOP_MIN_FRAME_SIZE   256u
-#define SPOP_MAX_FRAME_SIZE   16380u /* HAProxy's default: tune.bufsize - 4 */
-#define SPOP_VARINT_MAX_LEN   10
-#define SPOP_MAX_ARGS         255 /* NB-ARGS is one byte */
-#define SPOP_MAX_DISCO_MSG    255 /* 2.6 refuses a longer DISCONNECT message */
-#define SPOP_FRAME_HDR_MIN    7   /* type + flags + two one-byte varints */
-#define SPOP_FLAG_FIN         0x00000001u
-#define SPOP_FLAG_ABORT       0x00000002u
+#define SPOP_VERSION        "2.0"
+#define SPOP_MIN_FRAME_SIZE 256u
+#define SPOP_MAX_FRAME_SIZE 16380u /* HAProxy's default: tune.bufsize - 4 */
+#define SPOP_VARINT_MAX_LEN 10
+#define SPOP_MAX_ARGS       255 /* NB-ARGS is one byte */
+#define SPOP_MAX_DISCO_MSG  255 /* 2.6 refuses a longer DISCONNECT message */
+#define SPOP_FRAME_HDR_MIN  7   /* type + flags + two one-byte varints */
+#define SPOP_FLAG_FIN       0x00000001u
+#define SPOP_FLAG_ABORT     0x00000002u
 
 enum spop_frame_type {
 	SPOP_FRAME_UNSET = 0,
@@ -143,25 +143,25 @@ struct spop_disconnect {
 /* The 4-byte big-endian length that precedes every frame. */
 uint32_t spop_frame_length(const uint8_t p[4]);
 ssize_t spop_varint_decode(const uint8_t *p, size_t len, uint64_t *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 ssize_t spop_string_decode(const uint8_t *p, size_t len, struct spop_bytes *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 ssize_t spop_value_decode(const uint8_t *p, size_t len, struct spop_value *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* One KV-LIST entry: name (un-typed string) then typed value. */
 ssize_t spop_kv_decode(const uint8_t *p, size_t len, struct spop_bytes *name,
-		       struct spop_value *value) __attribute__((warn_unused_result));
+                       struct spop_value *value) __attribute__((warn_unused_result));
 /* A frame body (after the length prefix): header decoded, payload = the rest. */
 ssize_t spop_frame_decode(const uint8_t *p, size_t len, struct spop_frame *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* One message of a NOTIFY's LIST-OF-MESSAGES. */
 ssize_t spop_message_decode(const uint8_t *p, size_t len, struct spop_message *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* HELLO payload; unknown keys are skipped; 0 or -1 when malformed (wrong types included). */
 int spop_hello_decode(const uint8_t *p, size_t len, struct spop_hello *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 int spop_disconnect_decode(const uint8_t *p, size_t len, struct spop_disconnect *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Is `token` in a list such as "pipelining, async" (tokens split on ',' and spaces)? */
 bool spop_list_has(struct spop_bytes list, const char *token);
@@ -192,29 +192,29 @@ void spop_put_kv(struct spop_writer *w, const char *name, const struct spop_valu
 
 /* Starts a frame (length placeholder, type, flags, ids); returns its offset for _end. */
 size_t spop_frame_begin(struct spop_writer *w, uint8_t type, uint32_t flags, uint64_t sid,
-			uint64_t fid);
+                        uint64_t fid);
 /* Fills the length; -1 (and the writer rewound to `start`) on overflow or when the frame
  * would exceed max_frame_size. */
 int spop_frame_end(struct spop_writer *w, size_t start, uint32_t max_frame_size)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* ACK actions (SPOE.txt §3.4): name is the variable name without scope and prefix. */
 void spop_put_set_var(struct spop_writer *w, enum spop_scope scope, const char *name,
-		      const struct spop_value *v);
+                      const struct spop_value *v);
 void spop_put_unset_var(struct spop_writer *w, enum spop_scope scope, const char *name);
 /* NOTIFY message header: name and argument count; the caller then puts nargs KVs. */
 void spop_put_message(struct spop_writer *w, const char *name, uint8_t nargs);
 
 /* Whole frames. Each returns 0, or -1 when it does not fit (writer rewound). */
 int spop_agent_hello_encode(struct spop_writer *w, uint32_t frame_size, const char *caps)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 int spop_haproxy_hello_encode(struct spop_writer *w, const char *versions, uint32_t frame_size,
-			      const char *caps, bool healthcheck, const char *engine_id)
-	__attribute__((warn_unused_result));
+                              const char *caps, bool healthcheck, const char *engine_id)
+    __attribute__((warn_unused_result));
 /* type is SPOP_FRAME_AGENT_DISCONNECT or SPOP_FRAME_HAPROXY_DISCONNECT; message is
  * truncated to SPOP_MAX_DISCO_MSG bytes. */
 int spop_disconnect_encode(struct spop_writer *w, uint8_t type, unsigned status,
-			   const char *message) __attribute__((warn_unused_result));
+                           const char *message) __attribute__((warn_unused_result));
 
 /* Value constructors. */
 struct spop_value spop_bool(bool b);

@@ -31,7 +31,7 @@ static double now_s(void)
 }
 
 static X509 *make_cert(EVP_PKEY *key, EVP_PKEY *ca_key, X509 *ca, const char *cn, long serial,
-		       int is_ca)
+                       int is_ca)
 {
 	X509 *x = X509_new();
 	X509V3_CTX ctx;
@@ -43,7 +43,7 @@ static X509 *make_cert(EVP_PKEY *key, EVP_PKEY *ca_key, X509 *ca, const char *cn
 	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
 	X509_gmtime_adj(X509_getm_notAfter(x), 90L * 86400);
 	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-				   (const unsigned char *)cn, -1, -1, 0);
+	                           (const unsigned char *)cn, -1, -1, 0);
 	X509_set_issuer_name(x, ca ? X509_get_subject_name(ca) : X509_get_subject_name(x));
 	X509_set_pubkey(x, key);
 	X509V3_set_ctx(&ctx, ca ? ca : x, x, NULL, NULL, 0);
@@ -51,7 +51,8 @@ static X509 *make_cert(EVP_PKEY *key, EVP_PKEY *ca_key, X509 *ca, const char *cn
 		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
 		X509_add_ext(x, ext, -1);
 		X509_EXTENSION_free(ext);
-		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
+		ext =
+		    X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
 	} else {
 		snprintf(san, sizeof(san), "DNS:%s", cn);
 		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, san);
@@ -85,7 +86,8 @@ static int prepare(const char *dir, int hosts, int envs)
 		X509 *x;
 		snprintf(cn, sizeof(cn), "h%d.env%d.example.com", i, i % envs);
 		x = make_cert(k, ca_key, ca, cn, 1000 + i, 0);
-		if (store_add(st, STORE_ACME, NULL, x, NULL, k, time(NULL), id, err, sizeof(err)) < 0) {
+		if (store_add(st, STORE_ACME, NULL, x, NULL, k, time(NULL), id, err, sizeof(err)) <
+		    0) {
 			fprintf(stderr, "store_add: %s\n", err);
 			return 1;
 		}
@@ -97,15 +99,16 @@ static int prepare(const char *dir, int hosts, int envs)
 	f = fopen(path, "w");
 	if (!f)
 		return 1;
-	fprintf(f, "state_dir = \"%s/state\";\nhaproxy: { runtime_api = \"unix:%s/admin.sock\"; };\n"
-		   "environments = (\n",
-		dir, dir);
+	fprintf(f,
+	        "state_dir = \"%s/state\";\nhaproxy: { runtime_api = \"unix:%s/admin.sock\"; };\n"
+	        "environments = (\n",
+	        dir, dir);
 	for (int e = 0; e < envs; e++) {
 		fprintf(f, "  { name = \"env%d\"; hostnames = [", e);
 		for (int i = e; i < hosts; i += envs)
 			fprintf(f, "%s\"h%d.env%d.example.com\"", i == e ? "" : ", ", i, e);
 		fprintf(f, " ];\n    mtls: { validation = \"%s\"; }; }%s\n",
-			e % 2 ? "permissive" : "optional", e + 1 < envs ? "," : "");
+		        e % 2 ? "permissive" : "optional", e + 1 < envs ? "," : "");
 	}
 	fprintf(f, ");\n");
 	fclose(f);

@@ -168,12 +168,12 @@ static void test_batch_commit_and_abort(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_write_replaces_and_sets_mode),
-		cmocka_unit_test(test_failed_write_keeps_old),
-		cmocka_unit_test(test_create_is_exclusive),
-		cmocka_unit_test(test_read_is_bounded),
-		cmocka_unit_test(test_sweep_removes_only_temporaries),
-		cmocka_unit_test(test_batch_commit_and_abort),
+	    cmocka_unit_test(test_write_replaces_and_sets_mode),
+	    cmocka_unit_test(test_failed_write_keeps_old),
+	    cmocka_unit_test(test_create_is_exclusive),
+	    cmocka_unit_test(test_read_is_bounded),
+	    cmocka_unit_test(test_sweep_removes_only_temporaries),
+	    cmocka_unit_test(test_batch_commit_and_abort),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

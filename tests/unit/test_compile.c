@@ -42,26 +42,26 @@ static int sh(const char *fmt, ...)
 static void leaf(const char *name, const char *sans, int start, int days)
 {
 	assert_int_equal(
-		sh("cd %s && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-		   "-keyout %s.key -subj /CN=%s -out %s.csr 2>/dev/null && "
-		   "printf 'subjectAltName=%s\\nextendedKeyUsage=serverAuth\\n' > %s.ext && "
-		   "openssl x509 -req -in %s.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-		   "-days %d -extfile %s.ext -out %s.crt 2>/dev/null",
-		   dir, name, name, name, sans, name, name, days, name, name),
-		0);
+	    sh("cd %s && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+	       "-keyout %s.key -subj /CN=%s -out %s.csr 2>/dev/null && "
+	       "printf 'subjectAltName=%s\\nextendedKeyUsage=serverAuth\\n' > %s.ext && "
+	       "openssl x509 -req -in %s.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+	       "-days %d -extfile %s.ext -out %s.crt 2>/dev/null",
+	       dir, name, name, name, sans, name, name, days, name, name),
+	    0);
 	if (start) {
 		/* openssl x509 -req has no start date: re-sign with faked dates via `ca`. */
 		assert_int_equal(
-			sh("cd %s && mkdir -p db && : > db/index && echo 1000 > db/serial && "
-			   "printf '[ca]\\ndefault_ca=c\\n[c]\\ndatabase=db/index\\nserial=db/serial\\n"
-			   "new_certs_dir=db\\npolicy=p\\ndefault_md=sha256\\ncopy_extensions=copy\\n"
-			   "[p]\\ncommonName=supplied\\n' > ca.cnf && "
-			   "openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -in %s.csr "
-			   "-startdate $(date -u -d '%d days ago' +%%Y%%m%%d%%H%%M%%SZ) "
-			   "-enddate $(date -u -d '%d days ago' +%%Y%%m%%d%%H%%M%%SZ) "
-			   "-extfile %s.ext -out %s.crt 2>/dev/null",
-			   dir, name, start, start - days, name, name),
-			0);
+		    sh("cd %s && mkdir -p db && : > db/index && echo 1000 > db/serial && "
+		       "printf '[ca]\\ndefault_ca=c\\n[c]\\ndatabase=db/index\\nserial=db/serial\\n"
+		       "new_certs_dir=db\\npolicy=p\\ndefault_md=sha256\\ncopy_extensions=copy\\n"
+		       "[p]\\ncommonName=supplied\\n' > ca.cnf && "
+		       "openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -in %s.csr "
+		       "-startdate $(date -u -d '%d days ago' +%%Y%%m%%d%%H%%M%%SZ) "
+		       "-enddate $(date -u -d '%d days ago' +%%Y%%m%%d%%H%%M%%SZ) "
+		       "-extfile %s.ext -out %s.crt 2>/dev/null",
+		       dir, name, start, start - days, name, name),
+		    0);
 	}
 }
 
@@ -72,9 +72,9 @@ static int setup(void **state)
 	if (!mkdtemp(dir))
 		return -1;
 	return sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-		  "-keyout ca.key -out ca.crt -days 30 -subj '/CN=Test Client CA' "
-		  "-addext basicConstraints=critical,CA:TRUE 2>/dev/null && cp ca.crt chain.pem",
-		  dir);
+	          "-keyout ca.key -out ca.crt -days 30 -subj '/CN=Test Client CA' "
+	          "-addext basicConstraints=critical,CA:TRUE 2>/dev/null && cp ca.crt chain.pem",
+	          dir);
 }
 
 static int teardown(void **state)
@@ -145,16 +145,14 @@ static void test_store_add_reload_remove(void **state)
 	assert_int_equal(sb.st_mode & 0777, 0600);
 	/* The same certificate again: nothing written, same id. */
 	load_pair("s1", &c, &k);
-	assert_int_equal(store_add(st, STORE_UPLOADED, "n1", c, NULL, k, time(NULL), id2, err,
-				   sizeof(err)),
-			 1);
+	assert_int_equal(
+	    store_add(st, STORE_UPLOADED, "n1", c, NULL, k, time(NULL), id2, err, sizeof(err)), 1);
 	assert_string_equal(id, id2);
 	X509_free(c);
 	EVP_PKEY_free(k);
 	/* A crash mid-add leaves a tmp- directory: the next open removes it. */
-	assert_int_equal(sh("mkdir -p %s/store/tmp-abc-123 && touch %s/store/tmp-abc-123/key.pem",
-			    dir, dir),
-			 0);
+	assert_int_equal(
+	    sh("mkdir -p %s/store/tmp-abc-123 && touch %s/store/tmp-abc-123/key.pem", dir, dir), 0);
 	store_close(st);
 	assert_int_equal(store_open(dir, &st, err, sizeof(err)), 0);
 	assert_int_equal(st->n, 1);
@@ -175,21 +173,22 @@ static void write_config(const char *extra_host)
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fprintf(f,
-		"state_dir = \"%s/state\";\n"
-		"default_environment = \"b\";\n"
-		"environments = (\n"
-		"  { name = \"a\"; network = \"n1\"; hostnames = [ \"api.example.com\", "
-		"\"www.example.com\"%s ];\n"
-		"    mtls: { validation = \"required\"; depth = 2; send_headers = true;\n"
-		"      request_hostnames = [ \"api.example.com\" ];\n"
-		"      chains = ( { hostnames = [ \"api.example.com\" ]; file = \"chain.pem\"; } ); }; },\n"
-		"  { name = \"b\"; network = \"n1\"; hostnames = [ \"shop.example.com\", "
-		"\"exact.example.com\" ];\n"
-		"    mtls: { validation = \"permissive\"; deny_on_failure = true; }; },\n"
-		"  { name = \"c\"; network = \"n2\"; hostnames = [ \"other.example.com\", "
-		"\"cdn.example.net\" ]; }\n"
-		");\n",
-		dir, extra_host);
+	        "state_dir = \"%s/state\";\n"
+	        "default_environment = \"b\";\n"
+	        "environments = (\n"
+	        "  { name = \"a\"; network = \"n1\"; hostnames = [ \"api.example.com\", "
+	        "\"www.example.com\"%s ];\n"
+	        "    mtls: { validation = \"required\"; depth = 2; send_headers = true;\n"
+	        "      request_hostnames = [ \"api.example.com\" ];\n"
+	        "      chains = ( { hostnames = [ \"api.example.com\" ]; file = \"chain.pem\"; } "
+	        "); }; },\n"
+	        "  { name = \"b\"; network = \"n1\"; hostnames = [ \"shop.example.com\", "
+	        "\"exact.example.com\" ];\n"
+	        "    mtls: { validation = \"permissive\"; deny_on_failure = true; }; },\n"
+	        "  { name = \"c\"; network = \"n2\"; hostnames = [ \"other.example.com\", "
+	        "\"cdn.example.net\" ]; }\n"
+	        ");\n",
+	        dir, extra_host);
 	fclose(f);
 }
 
@@ -256,9 +255,9 @@ static void test_compile_networks_modes_stability(void **state)
 	assert_true(host(&r, "api.example.com")->request_certificate);
 	assert_false(host(&r, "www.example.com")->request_certificate);
 	assert_string_not_equal(host(&r, "api.example.com")->policy,
-				host(&r, "www.example.com")->policy);
+	                        host(&r, "www.example.com")->policy);
 	assert_string_equal(host(&r, "shop.example.com")->policy,
-			    host(&r, "exact.example.com")->policy);
+	                    host(&r, "exact.example.com")->policy);
 	memcpy(api_policy, host(&r, "api.example.com")->policy, sizeof(api_policy));
 	memcpy(shop_policy, host(&r, "shop.example.com")->policy, sizeof(shop_policy));
 	assert_int_equal(compile_write(&r, &changed, err, sizeof(err)), 0);
@@ -269,12 +268,12 @@ static void test_compile_networks_modes_stability(void **state)
 	list_a = slurp(cfg->envs[0].crt_list);
 	list_b = slurp(cfg->envs[1].crt_list);
 	list_c = slurp(cfg->envs[2].crt_list);
-	snprintf(path, sizeof(path), "%s/state/haproxy/certs/%s.pem [verify required ca-file ",
-		 dir, wild);
+	snprintf(path, sizeof(path), "%s/state/haproxy/certs/%s.pem [verify required ca-file ", dir,
+	         wild);
 	assert_non_null(strstr(list_a, path));
 	assert_non_null(strstr(list_a, "] api.example.com\n"));
-	snprintf(path, sizeof(path), "%s/state/haproxy/certs/%s.pem [verify none] www.example.com\n",
-		 dir, wild);
+	snprintf(path, sizeof(path),
+	         "%s/state/haproxy/certs/%s.pem [verify none] www.example.com\n", dir, wild);
 	assert_non_null(strstr(list_a, path));
 	assert_non_null(strstr(list_b, "no-ca-names] shop.example.com\n"));
 	assert_non_null(strstr(list_b, "[verify optional ca-file "));
@@ -362,8 +361,8 @@ static void test_compile_networks_modes_stability(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_store_add_reload_remove),
-		cmocka_unit_test(test_compile_networks_modes_stability),
+	    cmocka_unit_test(test_store_add_reload_remove),
+	    cmocka_unit_test(test_compile_networks_modes_stability),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

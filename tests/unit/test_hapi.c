@@ -65,10 +65,10 @@ static int free_port(void)
 static void make_cert(const char *file, const char *name, const char *keyopt)
 {
 	assert_int_equal(sh("cd %s && openssl req -x509 -newkey %s -nodes -keyout k.tmp -out c.tmp "
-			    "-days 10 -subj /CN=%s -addext subjectAltName=DNS:%s 2>/dev/null && "
-			    "cat c.tmp k.tmp > %s && rm -f c.tmp k.tmp",
-			    dir, keyopt, name, name, file),
-			 0);
+	                    "-days 10 -subj /CN=%s -addext subjectAltName=DNS:%s 2>/dev/null && "
+	                    "cat c.tmp k.tmp > %s && rm -f c.tmp k.tmp",
+	                    dir, keyopt, name, name, file),
+	                 0);
 }
 
 static void served_serial(const char *sni, char *out, size_t n)
@@ -76,9 +76,9 @@ static void served_serial(const char *sni, char *out, size_t n)
 	char cmd[512];
 
 	snprintf(cmd, sizeof(cmd),
-		 "openssl s_client -connect 127.0.0.1:%d -servername %s </dev/null 2>/dev/null "
-		 "| openssl x509 -noout -serial | cut -d= -f2",
-		 port, sni);
+	         "openssl s_client -connect 127.0.0.1:%d -servername %s </dev/null 2>/dev/null "
+	         "| openssl x509 -noout -serial | cut -d= -f2",
+	         port, sni);
 	sh_out(out, n, cmd);
 }
 
@@ -87,7 +87,7 @@ static void file_serial(const char *file, char *out, size_t n)
 	char cmd[512];
 
 	snprintf(cmd, sizeof(cmd), "openssl x509 -noout -serial -in %s/%s | cut -d= -f2", dir,
-		 file);
+	         file);
 	sh_out(out, n, cmd);
 }
 
@@ -133,13 +133,13 @@ static int setup(void **state)
 		if (!f)
 			return -1;
 		fprintf(f,
-			"global\n    stats socket %s/admin.sock level admin\n"
-			"defaults\n    mode http\n    timeout client 5s\n    timeout server 5s\n"
-			"    timeout connect 1s\n"
-			"frontend fe\n    bind 127.0.0.1:%d ssl crt-list %s/list.crt-list\n"
-			"    http-request return status 200 content-type text/plain lf-string "
-			"\"%%[ssl_fc_sni,map(%s/hosts.map,none)]\"\n",
-			dir, port, dir, dir);
+		        "global\n    stats socket %s/admin.sock level admin\n"
+		        "defaults\n    mode http\n    timeout client 5s\n    timeout server 5s\n"
+		        "    timeout connect 1s\n"
+		        "frontend fe\n    bind 127.0.0.1:%d ssl crt-list %s/list.crt-list\n"
+		        "    http-request return status 200 content-type text/plain lf-string "
+		        "\"%%[ssl_fc_sni,map(%s/hosts.map,none)]\"\n",
+		        dir, port, dir, dir);
 		fclose(f);
 	}
 	if (sh("haproxy -D -p %s/pid -f %s/h.cfg", dir, dir) != 0)
@@ -316,8 +316,8 @@ static void test_map_set_add_del(void **state)
 	(void)state;
 	snprintf(map, sizeof(map), "%s/hosts.map", dir);
 	snprintf(cmd, sizeof(cmd),
-		 "curl -sk --resolve a.example.com:%d:127.0.0.1 https://a.example.com:%d/", port,
-		 port);
+	         "curl -sk --resolve a.example.com:%d:127.0.0.1 https://a.example.com:%d/", port,
+	         port);
 	if (hapi_map_set(&api, map, "a.example.com", "p1", err, sizeof(err)) != 0)
 		fail_msg("map add: %s", err);
 	sh_out(got, sizeof(got), cmd);
@@ -340,7 +340,7 @@ static void test_unreachable(void **state)
 
 	(void)state;
 	assert_int_equal(addr_parse("unix:/nonexistent/admin.sock", &bad.addr, err, sizeof(err)),
-			 0);
+	                 0);
 	assert_int_equal(hapi_cmd(&bad, "show info", NULL, &reply, err, sizeof(err)), -1);
 	assert_null(reply);
 	assert_non_null(strstr(err, "cannot connect"));
@@ -358,15 +358,15 @@ static void test_sanitize_payload(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sanitize_payload),
-		cmocka_unit_test(test_unreachable),
-		cmocka_unit_test(test_serial_of_loaded_and_unknown),
-		cmocka_unit_test(test_replace_served_without_reload),
-		cmocka_unit_test(test_new_cert_and_crtlist_line),
-		cmocka_unit_test(test_large_bundle_is_split),
-		cmocka_unit_test(test_cert_without_key_is_refused_and_aborted),
-		cmocka_unit_test(test_leftover_transaction),
-		cmocka_unit_test(test_map_set_add_del),
+	    cmocka_unit_test(test_sanitize_payload),
+	    cmocka_unit_test(test_unreachable),
+	    cmocka_unit_test(test_serial_of_loaded_and_unknown),
+	    cmocka_unit_test(test_replace_served_without_reload),
+	    cmocka_unit_test(test_new_cert_and_crtlist_line),
+	    cmocka_unit_test(test_large_bundle_is_split),
+	    cmocka_unit_test(test_cert_without_key_is_refused_and_aborted),
+	    cmocka_unit_test(test_leftover_transaction),
+	    cmocka_unit_test(test_map_set_add_del),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, setup, teardown);

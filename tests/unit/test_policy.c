@@ -147,9 +147,8 @@ static void test_garbage_and_size(void **state)
 	assert_int_equal(policy_snapshot_decode(junk, sizeof(junk), &s, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "not a policy snapshot"));
 	/* The size is checked before a byte is read. */
-	assert_int_equal(policy_snapshot_decode(junk, (size_t)POLICY_MAX_BYTES + 1, &s, err,
-						sizeof(err)),
-			 -1);
+	assert_int_equal(
+	    policy_snapshot_decode(junk, (size_t)POLICY_MAX_BYTES + 1, &s, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "limit"));
 	assert_int_equal(policy_snapshot_load("/nonexistent/policy.pb", &s, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "No such file"));
@@ -158,9 +157,9 @@ static void test_garbage_and_size(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip_through_file),
-		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_garbage_and_size),
+	    cmocka_unit_test(test_round_trip_through_file),
+	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_garbage_and_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
