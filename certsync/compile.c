@@ -111,9 +111,9 @@ static bool better(const struct store_cert *c, int kind, const struct store_cert
 		return c->not_before > best->not_before;
 	if (c->not_after != best->not_after)
 		return c->not_after > best->not_after;
-	/* Issued in the same second: the one added last is the replacement. */
-	if (c->added != best->added)
-		return c->added > best->added;
+	/* Issued in the same second: the one stored last is the replacement. */
+	if (c->added_us != best->added_us)
+		return c->added_us > best->added_us;
 	return strcmp(c->id, best->id) > 0;
 }
 

@@ -86,6 +86,7 @@ static int meta_parse(const char *json, struct store_cert *c)
 	c->not_before = (time_t)json_integer_value(json_object_get(o, "not_before"));
 	c->not_after = (time_t)json_integer_value(json_object_get(o, "not_after"));
 	c->added = (time_t)json_integer_value(json_object_get(o, "added"));
+	c->added_us = (int64_t)json_integer_value(json_object_get(o, "added_us"));
 	c->wildcard = json_is_true(json_object_get(o, "wildcard"));
 	c->names.name = calloc(json_array_size(names) + 1, sizeof(char *));
 	if (!c->names.name || !c->issuer_dn || !c->subject_dn)
@@ -288,6 +289,7 @@ static char *meta_json(const struct store_cert *c)
 	json_object_set_new(o, "not_before", json_integer((json_int_t)c->not_before));
 	json_object_set_new(o, "not_after", json_integer((json_int_t)c->not_after));
 	json_object_set_new(o, "added", json_integer((json_int_t)c->added));
+	json_object_set_new(o, "added_us", json_integer((json_int_t)c->added_us));
 	json_object_set_new(o, "wildcard", json_boolean(c->wildcard));
 	out = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
@@ -336,6 +338,11 @@ int store_add(struct store *s, enum store_source source, const char *network, X5
 	}
 	c.source = source;
 	c.added = now;
+	{
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		c.added_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	}
 	if (network && !(c.network = strdup(network)))
 		goto oom;
 	certs = certs_pem(leaf, chain, &certs_len);

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -38,6 +39,7 @@ struct store_cert {
 	char *subject_dn;
 	time_t not_before, not_after;
 	time_t added;
+	int64_t added_us; /* when it was stored, in microseconds: orders same-second adds */
 	bool wildcard;
 };
 
