@@ -170,7 +170,8 @@ int store_reload(struct store *s, char *err, size_t errlen)
 		v[n++] = c;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), by_id);
+	if (n) /* v may be NULL: qsort's first argument must not be */
+		qsort(v, n, sizeof(*v), by_id);
 	for (size_t i = 0; i < s->n; i++)
 		cert_clear(&s->v[i]);
 	free(s->v);
