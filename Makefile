@@ -139,13 +139,19 @@ e2e: $(SPOA)
 # libFuzzer needs clang; the targets link the same sources, instrumented.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib -Iagent \
-	-DEDGETLS_VERSION='"fuzz"'
+	-Ibuild/fuzz/gen -DEDGETLS_VERSION='"fuzz"'
 FUZZ_BIN := build/fuzz/fuzz_spop
+# The target drives the agent's engine and handlers: every agent and lib source, instrumented.
+FUZZ_SRC := tests/fuzz/fuzz_spop.c $(filter-out agent/main.c,$(wildcard agent/*.c)) \
+	$(wildcard lib/*.c) build/fuzz/gen/policy.pb-c.c
 
-$(FUZZ_BIN): tests/fuzz/fuzz_spop.c lib/spop.c lib/log.c agent/engine.c agent/handlers.c \
-		agent/stats.c lib/spop.h agent/engine.h
+build/fuzz/gen/policy.pb-c.c: lib/policy.proto
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+	protoc-c --proto_path=lib --c_out=$(@D) $<
+
+$(FUZZ_BIN): $(FUZZ_SRC) $(wildcard lib/*.h agent/*.h)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRC) $(SSL_LIBS) $(PB_LIBS) $(MHD_LIBS) $(EV_LIBS) -lpthread
 
 fuzz: $(FUZZ_BIN)
 	@mkdir -p build/fuzz/corpus

@@ -94,6 +94,7 @@ static void on_notify(struct engine_conn *c, const struct spop_frame *f, struct 
 	while (o < len) {
 		const struct handler *h;
 		ssize_t r = spop_message_decode(p + o, len - o, m);
+		size_t used;
 		int n;
 
 		if (r < 0) {
@@ -107,7 +108,9 @@ static void on_notify(struct engine_conn *c, const struct spop_frame *f, struct 
 			stat_add(&c->stats->messages_unknown, 1);
 			continue;
 		}
-		n = h->fn(m, out, c->handler_ctx);
+		/* What this ACK may still take without exceeding the negotiated size. */
+		used = out->len - start - 4;
+		n = h->fn(m, out, used < c->frame_size ? c->frame_size - used : 0, c->handler_ctx);
 		if (n > 0)
 			actions += n;
 	}

@@ -1,32 +1,12 @@
 #include "handlers.h"
 
-#include <stddef.h>
+#include "mtls.h"
 
 #include "banned.h"
 
-/*
- * The `mtls` message of DESIGN §3. Until the policy engine is loaded, every hostname is
- * answered as a `disabled` policy answers it: seen, allow, NONE, no headers.
- */
-static int mtls_disabled(const struct spop_message *m, struct spop_writer *w, void *ctx)
-{
-	struct spop_value v;
-
-	(void)m;
-	(void)ctx;
-	v = spop_bool(true);
-	spop_put_set_var(w, SPOP_SCOPE_SESS, "seen", &v);
-	v = spop_str("allow");
-	spop_put_set_var(w, SPOP_SCOPE_SESS, "verdict", &v);
-	v = spop_str("NONE");
-	spop_put_set_var(w, SPOP_SCOPE_SESS, "verify", &v);
-	v = spop_bool(false);
-	spop_put_set_var(w, SPOP_SCOPE_SESS, "hdr", &v);
-	return 4;
-}
-
+/* The `mtls` message of DESIGN §3. */
 static const struct handler handlers[] = {
-    {"mtls", mtls_disabled},
+    {"mtls", mtls_handle},
 };
 
 const struct handler *handler_find(struct spop_bytes name)
@@ -35,4 +15,14 @@ const struct handler *handler_find(struct spop_bytes name)
 		if (spop_bytes_eq(name, handlers[i].name))
 			return &handlers[i];
 	return NULL;
+}
+
+void *handlers_worker_new(size_t cache_entries)
+{
+	return mtls_worker_new(cache_entries);
+}
+
+void handlers_worker_free(void *ctx)
+{
+	mtls_worker_free(ctx);
 }

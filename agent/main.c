@@ -11,10 +11,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+#include <time.h>
+
 #include "addr.h"
 #include "log.h"
 #include "metrics.h"
+#include "mtls.h"
 #include "promhttp.h"
+#include "pset.h"
 #include "server.h"
 
 #include "banned.h"
@@ -28,7 +33,7 @@ static void usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: spoa-mtls --listen ADDR [--threads N] [--metrics ADDR] [--policy FILE]\n"
-	    "                 [--max-frame-size N] [--log-level LEVEL]\n"
+	    "                 [--max-frame-size N] [--cache-entries N] [--log-level LEVEL]\n"
 	    "\n"
 	    "The edgetls SPOE agent: HAProxy sends it one SPOP NOTIFY per TLS connection\n"
 	    "(message \"mtls\") and applies the verdict and header variables it answers.\n"
@@ -36,8 +41,11 @@ static void usage(FILE *f)
 	    "  -l, --listen ADDR        where HAProxy connects: HOST:PORT, [IPv6]:PORT, unix:PATH\n"
 	    "  -t, --threads N          worker threads, one event loop each (default: CPUs)\n"
 	    "  -m, --metrics ADDR       serve Prometheus metrics on http://ADDR/metrics\n"
-	    "  -p, --policy FILE        the policy snapshot written by `certsync compile`\n"
+	    "  -p, --policy FILE        the policy snapshot written by `certsync compile`;\n"
+	    "                           reloaded when the file is replaced and on SIGHUP.\n"
+	    "                           Without it every hostname is answered as disabled.\n"
 	    "      --max-frame-size N   largest SPOP frame to negotiate, 256..%u (default %u)\n"
+	    "      --cache-entries N    verdicts cached per worker thread (default %u, 0: none)\n"
 	    "      --log-level LEVEL    debug, info, warn or error (default info)\n"
 	    "  -h, --help               this text\n"
 	    "  -V, --version            the version\n"
@@ -45,7 +53,7 @@ static void usage(FILE *f)
 	    "Logs go to stderr, one key=value line per event. SIGTERM or SIGINT stops\n"
 	    "gracefully: pending NOTIFYs are answered, each connection gets an\n"
 	    "AGENT-DISCONNECT, no new connection is accepted.\n",
-	    SERVER_MAX_FRAME_LIMIT, SPOP_MAX_FRAME_SIZE);
+	    SERVER_MAX_FRAME_LIMIT, SPOP_MAX_FRAME_SIZE, MTLS_CACHE_DEFAULT);
 }
 
 static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
@@ -61,15 +69,80 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
 	return 0;
 }
 
+#define POLICY_POLL_MS 250 /* DESIGN §3: a new snapshot is adopted within 1 s */
+
+static _Atomic uint64_t reload_failures;
+
 static char *render(void *arg, size_t *len)
 {
 	struct server *s = arg;
 	struct agent_stats *blocks[256];
+	struct mtls_stats *mblocks[256];
 	unsigned n = server_workers(s);
+	struct pset *ps = pset_current();
+	size_t l1 = 0, l2 = 0;
+	char *a, *b, *out = NULL;
 
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		blocks[i] = server_stats(s, i);
-	return metrics_render(blocks, n, len);
+		mblocks[i] = mtls_worker_stats(server_handler_ctx(s, i));
+	}
+	a = metrics_render(blocks, n, &l1);
+	b = metrics_render_policy(mblocks, n, ps, atomic_load(&reload_failures), &l2);
+	pset_release(ps);
+	if (a && b && (out = malloc(l1 + l2 + 1)) != NULL) {
+		memcpy(out, a, l1);
+		memcpy(out + l1, b, l2);
+		out[l1 + l2] = '\0';
+		*len = l1 + l2;
+	}
+	free(a);
+	free(b);
+	return out;
+}
+
+/* What identifies a version of the snapshot file: replaced files get a new inode. */
+struct fstamp {
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	int exists;
+};
+
+static struct fstamp stamp(const char *path)
+{
+	struct stat st;
+	struct fstamp f = {0};
+
+	if (stat(path, &st) == 0)
+		f = (struct fstamp){st.st_ino, st.st_size, st.st_mtim, 1};
+	return f;
+}
+
+static int same_stamp(const struct fstamp *a, const struct fstamp *b)
+{
+	return a->exists == b->exists && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* Loads the snapshot and makes it current; on failure the current one keeps serving. */
+static int load_policy(const char *path)
+{
+	struct pset *old = pset_current(), *ps = NULL;
+	char err[512];
+	int r = pset_load(path, old, &ps, err, sizeof(err));
+
+	if (r < 0) {
+		atomic_fetch_add(&reload_failures, 1);
+		log_msg(LOG_ERROR, "event=policy_refused file=%s reason=\"%s\" action=\"%s\"", path,
+		        err, old ? "keeping the loaded policy" : "none loaded");
+	} else {
+		log_msg(LOG_INFO, "event=policy_loaded file=%s generation=%llu policies=%zu", path,
+		        (unsigned long long)pset_generation(ps), pset_count(ps));
+		pset_publish(ps);
+	}
+	pset_release(old);
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -81,11 +154,14 @@ int main(int argc, char **argv)
 	    {"policy", required_argument, NULL, 'p'},
 	    {"max-frame-size", required_argument, NULL, 'F'},
 	    {"log-level", required_argument, NULL, 'L'},
+	    {"cache-entries", required_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct server_config cfg = {.frame_size = SPOP_MAX_FRAME_SIZE, .drain_seconds = 5.0};
+	struct server_config cfg = {.frame_size = SPOP_MAX_FRAME_SIZE,
+	                            .drain_seconds = 5.0,
+	                            .cache_entries = MTLS_CACHE_DEFAULT};
 	const char *listen = NULL, *metrics = NULL, *policy = NULL;
 	struct server *srv = NULL;
 	struct promhttp *prom = NULL;
@@ -95,6 +171,7 @@ int main(int argc, char **argv)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	char err[256];
 	sigset_t sigs;
+	struct fstamp pstamp = {0};
 	int c, sig;
 
 	log_set_prog("spoa-mtls");
@@ -127,6 +204,15 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			cfg.frame_size = (uint32_t)v;
+			break;
+		case 'C':
+			if (parse_uint(optarg, 0, 1u << 20, &v) < 0) {
+				fprintf(stderr,
+				        "spoa-mtls: --cache-entries wants 0..1048576, got \"%s\"\n",
+				        optarg);
+				return 2;
+			}
+			cfg.cache_entries = (size_t)v;
 			break;
 		case 'L':
 			if (log_parse_level(optarg, &level) < 0) {
@@ -163,10 +249,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "spoa-mtls: --metrics: %s\n", err);
 		return 2;
 	}
-	if (policy && access(policy, R_OK) != 0) {
-		fprintf(stderr, "spoa-mtls: --policy %s: %s\n", policy, strerror(errno));
-		return 2;
-	}
 
 	/* Workers inherit this mask: only this thread takes the signals, in sigwait(). */
 	sigemptyset(&sigs);
@@ -194,18 +276,32 @@ int main(int argc, char **argv)
 		log_msg(LOG_INFO, "event=metrics_listen addr=%s", metrics);
 	}
 	for (;;) {
-		if (sigwait(&sigs, &sig) != 0)
-			continue;
+		struct timespec tick = {0, POLICY_POLL_MS * 1000000L};
+		sig = sigtimedwait(&sigs, NULL, &tick);
 		if (sig == SIGHUP) {
-			log_msg(LOG_INFO, "event=sighup action=none");
+			log_msg(LOG_INFO, "event=sighup action=%s", policy ? "reload" : "none");
+			if (policy) {
+				pstamp = stamp(policy);
+				(void)load_policy(policy);
+			}
 			continue;
 		}
-		break;
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		/* The snapshot is replaced by rename: a new inode means a new file. */
+		if (policy) {
+			struct fstamp now = stamp(policy);
+			if (now.exists && !same_stamp(&now, &pstamp)) {
+				pstamp = now;
+				(void)load_policy(policy);
+			}
+		}
 	}
 	log_msg(LOG_INFO, "event=stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
 	server_stop(srv);
 	promhttp_stop(prom);
 	server_free(srv);
+	pset_publish(NULL);
 	log_msg(LOG_INFO, "event=stopped");
 	return 0;
 }

@@ -3,6 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "eval.h"
+#include "mtls.h"
+#include "pset.h"
+
 #include "banned.h"
 
 #ifndef EDGETLS_VERSION
@@ -13,9 +17,10 @@ static const char *const frame_in_names[SF_IN_COUNT] = {"haproxy-hello", "haprox
                                                         "notify", "other"};
 static const char *const frame_out_names[SF_OUT_COUNT] = {"agent-hello", "agent-disconnect", "ack"};
 
-#define SUM(field) sum_of(blocks, n, offsetof(struct agent_stats, field))
+#define SUM(field) sum_of((void *const *)blocks, n, offsetof(struct agent_stats, field))
 
-static uint64_t sum_of(struct agent_stats *const *blocks, unsigned n, size_t off)
+/* The sum of one counter (at byte offset off) over per-worker blocks of any stats type. */
+static uint64_t sum_of(void *const *blocks, unsigned n, size_t off)
 {
 	uint64_t t = 0;
 	for (unsigned i = 0; i < n; i++)
@@ -32,7 +37,7 @@ static void status_series(FILE *f, const char *name, struct agent_stats *const *
                           size_t off)
 {
 	for (unsigned st = 0; st <= SPOP_ST_COUNT; st++) {
-		uint64_t v = sum_of(blocks, n, off + st * sizeof(stat_t));
+		uint64_t v = sum_of((void *const *)blocks, n, off + st * sizeof(stat_t));
 		if (st < SPOP_ST_COUNT)
 			fprintf(f, "%s{status=\"%u\"} %llu\n", name, st, (unsigned long long)v);
 		else
@@ -108,6 +113,92 @@ char *metrics_render(struct agent_stats *const *blocks, unsigned n, size_t *len)
 	fprintf(f, "spoa_mtls_processing_seconds_sum %.9f\n", (double)SUM(lat_sum_ns) / 1e9);
 	/* The count is the +Inf bucket, read once, so the two always agree. */
 	fprintf(f, "spoa_mtls_processing_seconds_count %llu\n", (unsigned long long)cum);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+#define MSUM(field) sum_of((void *const *)blocks, n, offsetof(struct mtls_stats, field))
+
+static const char *const class_names[PC_COUNT] = {"none", "success", "lenient", "failed"};
+static const char *const verdict_names[PV_COUNT] = {"allow", "deny", "reject"};
+static const char *const mode_names[] = {"disabled", "required", "optional", "optional-no-ca",
+                                         "permissive"};
+
+char *metrics_render_policy(struct mtls_stats *const *blocks, unsigned n, const struct pset *ps,
+                            uint64_t reload_failures, size_t *len)
+{
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+	uint64_t cum = 0;
+
+	if (!f)
+		return NULL;
+	head(f, "spoa_mtls_policy_loaded", "gauge", "1 when a policy snapshot is loaded.");
+	fprintf(f, "spoa_mtls_policy_loaded %d\n", ps ? 1 : 0);
+	head(f, "spoa_mtls_policy_generation", "gauge", "Generation of the loaded snapshot.");
+	fprintf(f, "spoa_mtls_policy_generation %llu\n", (unsigned long long)pset_generation(ps));
+	head(f, "spoa_mtls_policy_reload_failures_total", "counter",
+	     "Snapshots refused (corrupt, incompatible): the previous one kept serving.");
+	fprintf(f, "spoa_mtls_policy_reload_failures_total %llu\n",
+	        (unsigned long long)reload_failures);
+	head(f, "spoa_mtls_verdicts_total", "counter",
+	     "Verdicts, one per TLS connection, by policy, mode, result class and verdict.");
+	for (size_t i = 0; i < pset_count(ps); i++) {
+		const struct pset_policy *p = pset_at(ps, i);
+		const char *mode = (unsigned)p->p->mode < 5 ? mode_names[p->p->mode] : "unknown";
+		for (int c = 0; c < PC_COUNT; c++)
+			for (int v = 0; v < PV_COUNT; v++) {
+				uint64_t x = atomic_load_explicit(
+				    (_Atomic uint64_t *)&p->verdicts[c][v], memory_order_relaxed);
+				if (x)
+					fprintf(
+					    f,
+					    "spoa_mtls_verdicts_total{policy=\"%s\",mode=\"%s\","
+					    "class=\"%s\",verdict=\"%s\"} %llu\n",
+					    p->p->id, mode, class_names[c], verdict_names[v],
+					    (unsigned long long)x);
+			}
+	}
+	fprintf(f,
+	        "spoa_mtls_verdicts_total{policy=\"disabled\",mode=\"disabled\",class=\"none\","
+	        "verdict=\"allow\"} %llu\n",
+	        (unsigned long long)MSUM(no_policy));
+	head(f, "spoa_mtls_failures_total", "counter",
+	     "Failed validations by primary reason (the FAILED:<reason> token).");
+	for (int r = 1; r < EVAL_R_COUNT; r++)
+		fprintf(f, "spoa_mtls_failures_total{reason=\"%s\"} %llu\n",
+		        eval_reason_token((enum eval_reason)r),
+		        (unsigned long long)MSUM(reasons[r]));
+	head(f, "spoa_mtls_cache_total", "counter", "Verdict cache lookups, by result.");
+	fprintf(f, "spoa_mtls_cache_total{result=\"hit\"} %llu\n",
+	        (unsigned long long)MSUM(cache_hit));
+	fprintf(f, "spoa_mtls_cache_total{result=\"miss\"} %llu\n",
+	        (unsigned long long)MSUM(cache_miss));
+	head(f, "spoa_mtls_resumed_total", "counter",
+	     "Resumed TLS sessions evaluated, and those completed with remembered intermediates.");
+	fprintf(f, "spoa_mtls_resumed_total{chain=\"none\"} %llu\n",
+	        (unsigned long long)(MSUM(resumed) - MSUM(resumed_helped)));
+	fprintf(f, "spoa_mtls_resumed_total{chain=\"remembered\"} %llu\n",
+	        (unsigned long long)MSUM(resumed_helped));
+	head(f, "spoa_mtls_cert_dropped_total", "counter",
+	     "Answers without the cert variable: the ACK would have exceeded the frame size.");
+	fprintf(f, "spoa_mtls_cert_dropped_total %llu\n", (unsigned long long)MSUM(cert_dropped));
+	head(f, "spoa_mtls_evaluation_seconds", "histogram",
+	     "Certificate evaluations (cache misses), time spent in the evaluator.");
+	for (unsigned i = 0; i <= STAT_LAT_BUCKETS; i++) {
+		cum += MSUM(eval_bucket[i]);
+		if (i < STAT_LAT_BUCKETS)
+			fprintf(f, "spoa_mtls_evaluation_seconds_bucket{le=\"%g\"} %llu\n",
+			        stat_lat_bounds[i], (unsigned long long)cum);
+		else
+			fprintf(f, "spoa_mtls_evaluation_seconds_bucket{le=\"+Inf\"} %llu\n",
+			        (unsigned long long)cum);
+	}
+	fprintf(f, "spoa_mtls_evaluation_seconds_sum %.9f\n", (double)MSUM(eval_sum_ns) / 1e9);
+	fprintf(f, "spoa_mtls_evaluation_seconds_count %llu\n", (unsigned long long)cum);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

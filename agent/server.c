@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "handlers.h"
 #include "log.h"
 
 #include "banned.h"
@@ -53,6 +54,7 @@ struct worker {
 	bool stopping;
 	struct conn *conns;
 	unsigned nconns;
+	void *handler_ctx; /* the handlers' per-thread state (handlers.h) */
 	struct agent_stats stats;
 };
 
@@ -251,7 +253,7 @@ static void conn_new(struct worker *w, int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->w = w;
 	c->fd = fd;
-	engine_init(&c->e, s->cfg.frame_size, &w->stats, NULL);
+	engine_init(&c->e, s->cfg.frame_size, &w->stats, w->handler_ctx);
 	c->e.id = atomic_fetch_add_explicit(&s->next_conn_id, 1, memory_order_relaxed);
 	ev_io_init(&c->rio, on_read, fd, EV_READ);
 	ev_io_init(&c->wio, on_write, fd, EV_WRITE);
@@ -366,6 +368,7 @@ static void worker_free(struct worker *w)
 		close(w->lfd);
 	if (w->loop)
 		ev_loop_destroy(w->loop);
+	handlers_worker_free(w->handler_ctx);
 	free(w);
 }
 
@@ -402,7 +405,8 @@ int server_start(struct server **out, const struct server_config *cfg)
 		w->idx = i;
 		w->lfd = -1;
 		w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-		if (!w->loop)
+		w->handler_ctx = handlers_worker_new(cfg->cache_entries);
+		if (!w->loop || !w->handler_ctx)
 			goto err;
 		if (tcp) {
 			w->lfd = addr_listen(&bound, LISTEN_BACKLOG, 1);
@@ -471,4 +475,9 @@ unsigned server_workers(const struct server *s)
 struct agent_stats *server_stats(struct server *s, unsigned worker)
 {
 	return &s->workers[worker]->stats;
+}
+
+void *server_handler_ctx(struct server *s, unsigned worker)
+{
+	return s->workers[worker]->handler_ctx;
 }

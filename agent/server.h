@@ -20,6 +20,7 @@ struct server_config {
 	unsigned threads;
 	uint32_t frame_size;  /* what we announce at most, in [256, SPOP_MAX_FRAME_LIMIT] */
 	double drain_seconds; /* graceful stop: longest wait for peers to read our replies */
+	size_t cache_entries; /* verdict cache per worker (handlers_worker_new) */
 };
 
 /* Largest max-frame-size we accept to configure (HAProxy's tune.bufsize can be large). */
@@ -41,5 +42,7 @@ void server_free(struct server *s);
 
 unsigned server_workers(const struct server *s);
 struct agent_stats *server_stats(struct server *s, unsigned worker);
+/* A worker's handler context (handlers_worker_new), for the metrics thread's reads. */
+void *server_handler_ctx(struct server *s, unsigned worker);
 
 #endif

@@ -54,6 +54,8 @@ static inline unsigned stat_status_index(unsigned status)
 	return status < SPOP_ST_COUNT ? status : SPOP_ST_COUNT;
 }
 
+/* Counts ns in a histogram of STAT_LAT_BUCKETS + 1 buckets and adds it to *sum_ns. */
+void stat_hist(stat_t *buckets, stat_t *sum_ns, uint64_t ns);
 void stat_latency(struct agent_stats *s, uint64_t ns);
 
 #endif

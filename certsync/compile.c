@@ -730,7 +730,20 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 		             cfg->envs[e].name) < 0)
 			goto oom;
 	}
-	/* Maps: for the Host/SNI check and the fail-closed rules of haproxy/. */
+	/* Maps: for the Host/SNI check and the fail-closed rules of haproxy/. The key "."
+	 * (never a hostname) holds what applies to an unknown or absent name: the default
+	 * environment's policy and mode, else "disabled" for both, as the agent answers. */
+	{
+		const struct cs_env *denv = cfg->default_environment
+		                                ? cs_config_env_named(cfg, cfg->default_environment)
+		                                : NULL;
+		buf_str(&pmap, ". ");
+		buf_str(&pmap, default_id[0] ? default_id : "disabled");
+		buf_str(&pmap, "\n");
+		buf_str(&mmap, ". ");
+		buf_str(&mmap, denv ? mode_token(denv->mtls.validation) : "disabled");
+		buf_str(&mmap, "\n");
+	}
 	for (size_t i = 0; i < n_lines; i++) {
 		buf_str(&pmap, lines[i].host);
 		buf_str(&pmap, " ");
@@ -741,10 +754,6 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 		buf_str(&mmap, lines[i].mode);
 		buf_str(&mmap, "\n");
 	}
-	if (!pmap.p)
-		buf_str(&pmap, "");
-	if (!mmap.p)
-		buf_str(&mmap, "");
 	if (pmap.oom || mmap.oom)
 		goto oom;
 	snprintf(path, sizeof(path), "%s/policy.map", hadir);

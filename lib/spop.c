@@ -319,6 +319,11 @@ void spop_put_u8(struct spop_writer *w, uint8_t v)
 	put(w, &v, 1);
 }
 
+void spop_put_raw(struct spop_writer *w, const void *p, size_t n)
+{
+	put(w, p, n);
+}
+
 void spop_put_varint(struct spop_writer *w, uint64_t v)
 {
 	uint8_t tmp[SPOP_VARINT_MAX_LEN];

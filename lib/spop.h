@@ -185,6 +185,8 @@ struct spop_writer {
 
 void spop_writer_init(struct spop_writer *w, uint8_t *buf, size_t cap);
 void spop_put_u8(struct spop_writer *w, uint8_t v);
+/* Bytes already encoded (e.g. actions cached from an earlier ACK). */
+void spop_put_raw(struct spop_writer *w, const void *p, size_t n);
 void spop_put_varint(struct spop_writer *w, uint64_t v);
 void spop_put_string(struct spop_writer *w, const void *s, size_t len);
 void spop_put_value(struct spop_writer *w, const struct spop_value *v);

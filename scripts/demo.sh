@@ -185,9 +185,6 @@ Try, for each mode (required, optional, optional-no-ca, permissive, disabled):
   $BIN/certsync -c $D/certsync.conf status
   # one NOTIFY per TLS connection, whatever the number of requests on it
   curl -s http://127.0.0.1:$AGENT_METRICS/metrics | grep -E '^spoa_mtls_(notify_processed|connections)'
-
-Note: this version of spoa-mtls answers every hostname as a \`disabled\` policy
-(x-ssl-client-verify NONE, no certificate headers); the per-mode evaluation is next.
 EOF
 }
 

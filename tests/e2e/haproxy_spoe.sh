@@ -6,14 +6,15 @@
 #   (b) TLS requests reach the origin with the agent's variables; client-sent
 #       x-ssl-client-* headers never do
 #   (c) one NOTIFY per TLS connection: H1 keep-alive and H2, 3 requests each
-#   (d) SIGKILL the agent: option spop-check marks it DOWN, requests get the configured
-#       fail behaviour (today: pass, fast, with txn.mtls.error=2); restart: UP again
+#   (d) SIGKILL the agent: option spop-check marks it DOWN, requests get the fail
+#       behaviour of their mode at once (permissive passes with FAILED:agent-unavailable,
+#       required/optional/optional-no-ca get 503, disabled is never sent); restart: UP
 #   (e) `promtool check metrics` on the agent's /metrics
 #
 # The test config is the shipped haproxy.cfg itself with ports and paths rewritten by sed,
 # test-only headers inserted before `default_backend` (they expose sess.mtls.* and
 # txn.mtls.* to the origin) and an echo origin appended, so the shipped rules are what runs.
-# The SPOE file is used unchanged.
+# The SPOE file is the shipped one with its map paths pointed at the test's maps.
 #
 # Usage: BUILD=build bash tests/e2e/haproxy_spoe.sh     (agent at $BUILD/bin/spoa-mtls)
 
@@ -24,7 +25,7 @@ need "$HAPROXY" curl openssl python3 promtool awk sed
 e2e_init
 
 EXAMPLE=$E2E_ROOT/haproxy/haproxy.cfg
-SPOE_CONF=$E2E_ROOT/haproxy/spoe-mtls.conf
+SPOE_CONF=$E2E_TMP/spoe-mtls.conf
 PKI=$E2E_TMP/pki
 SOCK=$E2E_TMP/admin.sock
 read -r FE_PORT ORIGIN_PORT AGENT_PORT METRICS_PORT <<<"$(free_ports 4)"
@@ -35,10 +36,15 @@ log "ports: frontend=$FE_PORT origin=$ORIGIN_PORT agent=$AGENT_PORT metrics=$MET
 
 e2e_pki "$PKI" || die "test PKI generation failed"
 # certsync's files as the example expects them: a default certificate, an (empty)
-# environment crt-list and the two maps.
+# environment crt-list and the two maps. localhost is `permissive` (so HAProxy asks the
+# agent; the agent, given no policy, answers it as disabled); (d) changes its mode.
 mkdir -p "$E2E_TMP/edgetls" && cp "$PKI/server.pem" "$E2E_TMP/default.pem" &&
-	: >"$E2E_TMP/edgetls/production.crt-list" && : >"$E2E_TMP/edgetls/policy.map" &&
-	: >"$E2E_TMP/edgetls/mode.map"
+	: >"$E2E_TMP/edgetls/production.crt-list" &&
+	printf '. disabled\nlocalhost p1\n' >"$E2E_TMP/edgetls/policy.map" &&
+	printf '. disabled\nlocalhost permissive\n' >"$E2E_TMP/edgetls/mode.map"
+MODE_MAP=$E2E_TMP/edgetls/mode.map
+sed -e "s#/var/lib/edgetls/haproxy/#$E2E_TMP/edgetls/#g" "$E2E_ROOT/haproxy/spoe-mtls.conf" >"$SPOE_CONF"
+assert_contains "SPOE file: map paths substituted" "$(cat "$SPOE_CONF")" "$E2E_TMP/edgetls/mode.map"
 
 # --- helpers -----------------------------------------------------------------------------
 
@@ -263,17 +269,19 @@ else
 	assert_eq "agent server marked DOWN after SIGKILL" DOWN "$(server_status "$SOCK" spoa-mtls agent1)"
 fi
 
-# The shipped rules deny only on an explicit deny/reject verdict, and every hostname is
-# `disabled` today (never waits on the agent), so with the agent down requests PASS, without
-# any agent variable, with txn.mtls.error=2 ("no server up"), and without waiting for
-# `timeout processing` (500ms). When per-mode fail-closed rules land, this section changes.
+# With the agent down, what a request gets depends on the SNI's mode (DESIGN §3):
+# permissive passes, saying FAILED:agent-unavailable; the validating modes fail closed
+# (503); disabled is never sent to the agent. None waits for `timeout processing`.
 body=$(https --http1.1 -H 'x-ssl-client-verify: SUCCESS' \
 	-w '\n@@status=%{http_code} time=%{time_total}\n' "$URL/d1" | decode_echo)
 printf '%s\n' "$body" >"$E2E_TMP/d1-body.log"
-assert_contains "agent down: request passes (fail-open for disabled hostnames)" "$body" "@@status=200"
-assert_eq "agent down: txn.mtls.error is 2 (no agent server up)" 2 "$(hdr "$body" x-e2e-spoe-error)"
-assert_eq "agent down: no verdict variable" "" "$(hdr "$body" x-e2e-mtls-verdict)"
-assert_eq "agent down: still no x-ssl-client-* header at the origin" 0 "$(count_lines "$body" '^x-ssl-client-')"
+assert_contains "agent down, permissive: request passes" "$body" "@@status=200"
+assert_eq "agent down, permissive: txn.mtls.error is 2 (no agent server up)" 2 "$(hdr "$body" x-e2e-spoe-error)"
+assert_eq "agent down, permissive: no verdict variable" "" "$(hdr "$body" x-e2e-mtls-verdict)"
+assert_eq "agent down, permissive: the origin is told the agent was unavailable" \
+	"FAILED:agent-unavailable" "$(hdr "$body" x-ssl-client-verify)"
+assert_eq "agent down, permissive: the client's forged header is gone (one verify header)" 1 \
+	"$(count_lines "$body" '^x-ssl-client-verify:')"
 ttot=$(printf '%s\n' "$body" | sed -n 's/^@@.*time=\([0-9.]*\).*/\1/p')
 assert_lt "agent down: no wait for timeout processing (500ms), seconds" "${ttot:-x}" 0.4
 out=$(https --http2 -w '\n@@status=%{http_code}\n' "$URL/d2" "$URL/d3" | decode_echo)
@@ -282,6 +290,16 @@ assert_eq "agent down, H2: each request of the connection asks SPOE again (error
 	"$(count_lines "$out" '^x-e2e-spoe-error: 2$')"
 assert_match "HAProxy log shows the SPOE error in the request log line" \
 	"$(grep -a ' /d1 ' "$E2E_TMP/haproxy.log" | tail -n 1)" 'spoe_err=2 '
+for mode in required optional optional-no-ca; do
+	haproxy_cmd "$SOCK" "set map $MODE_MAP localhost $mode" >/dev/null
+	code=$(https -o /dev/null -w '%{http_code}' "$URL/d-$mode")
+	assert_eq "agent down, $mode: fails closed (503)" 503 "$code"
+done
+haproxy_cmd "$SOCK" "set map $MODE_MAP localhost disabled" >/dev/null
+body=$(https -w '\n@@status=%{http_code}\n' "$URL/d-disabled" | decode_echo)
+assert_contains "agent down, disabled: passes" "$body" "@@status=200"
+assert_eq "agent down, disabled: not even asked (no SPOE error)" "" "$(hdr "$body" x-e2e-spoe-error)"
+haproxy_cmd "$SOCK" "set map $MODE_MAP localhost permissive" >/dev/null
 
 section "(d') restart the agent: UP again, verdicts again"
 start_agent "$AGENT_PORT" "$METRICS_PORT" || die "spoa-mtls did not restart"

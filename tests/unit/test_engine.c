@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "engine.h"
+#include "handlers.h"
 #include "log.h"
 #include "spop.h"
 #include "stats.h"
@@ -94,6 +95,7 @@ static const uint8_t cap_agent_disco[] = "\x00\x00\x00\x25"
 
 struct env {
 	struct engine_conn c;
+	void *hctx; /* the handlers' worker context: no policy loaded, so `disabled` */
 	struct agent_stats st;
 	uint8_t out[OUT_CAP];
 	struct spop_writer w;
@@ -107,7 +109,10 @@ static int setup(void **state)
 
 	if (!e)
 		return -1;
-	engine_init(&e->c, OUR_FS, &e->st, NULL);
+	e->hctx = handlers_worker_new(16);
+	if (!e->hctx)
+		return -1;
+	engine_init(&e->c, OUR_FS, &e->st, e->hctx);
 	spop_writer_init(&e->w, e->out, sizeof(e->out));
 	spop_writer_init(&e->iw, e->in, sizeof(e->in));
 	*state = e;
@@ -116,7 +121,10 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	free(*state);
+	struct env *e = *state;
+
+	handlers_worker_free(e->hctx);
+	free(e);
 	return 0;
 }
 
@@ -322,7 +330,7 @@ static size_t parse_actions(struct spop_bytes pl, struct action *a, size_t max)
 	return n;
 }
 
-/* The `mtls` answer of a `disabled` policy (agent/handlers.c). */
+/* The `mtls` answer when no policy is loaded: `disabled` (agent/mtls.c). */
 static void assert_mtls_ack(const struct oframe *o, uint64_t sid, uint64_t fid)
 {
 	struct action a[16];
@@ -332,7 +340,7 @@ static void assert_mtls_ack(const struct oframe *o, uint64_t sid, uint64_t fid)
 	assert_true(o->f.sid == sid);
 	assert_true(o->f.fid == fid);
 	n = parse_actions(o->f.payload, a, 16);
-	assert_int_equal(n, 4);
+	assert_int_equal(n, 5);
 	for (size_t i = 0; i < n; i++) {
 		assert_int_equal(a[i].type, SPOP_ACT_SET_VAR);
 		assert_int_equal(a[i].scope, SPOP_SCOPE_SESS);
@@ -346,9 +354,12 @@ static void assert_mtls_ack(const struct oframe *o, uint64_t sid, uint64_t fid)
 	assert_true(spop_bytes_eq(a[2].name, "verify"));
 	assert_int_equal(a[2].v.type, SPOP_T_STRING);
 	assert_true(spop_bytes_eq(a[2].v.s, "NONE"));
-	assert_true(spop_bytes_eq(a[3].name, "hdr"));
-	assert_int_equal(a[3].v.type, SPOP_T_BOOL);
-	assert_false(a[3].v.b);
+	assert_true(spop_bytes_eq(a[3].name, "policy"));
+	assert_int_equal(a[3].v.type, SPOP_T_STRING);
+	assert_true(spop_bytes_eq(a[3].v.s, "disabled"));
+	assert_true(spop_bytes_eq(a[4].name, "hdr"));
+	assert_int_equal(a[4].v.type, SPOP_T_BOOL);
+	assert_false(a[4].v.b);
 }
 
 /* HELLO with HAProxy's frame size `fs`, then the output cleared. */
@@ -416,7 +427,7 @@ static void test_hello_frame_size_min_ours(void **state)
 	struct oframe o[MAX_OUTS];
 	struct agent_hello h;
 
-	engine_init(&e->c, 4096, &e->st, NULL);
+	engine_init(&e->c, 4096, &e->st, e->hctx);
 	put_hello(&e->iw, "2.0", 16380, "pipelining,async", false);
 	feed_built(e);
 	assert_int_equal(e->c.state, ENGINE_READY);
@@ -659,7 +670,7 @@ static void test_notify_two_messages(void **state)
 	struct spop_value v = spop_int(1);
 
 	make_ready(e, 16380);
-	/* An unknown message, then mtls: one ACK with mtls's four actions. */
+	/* An unknown message, then mtls: one ACK with mtls's five actions. */
 	start = spop_frame_begin(&e->iw, SPOP_FRAME_NOTIFY, SPOP_FLAG_FIN, 9, 1);
 	spop_put_message(&e->iw, "other", 1);
 	spop_put_kv(&e->iw, "", &v);
@@ -667,7 +678,7 @@ static void test_notify_two_messages(void **state)
 	assert_int_equal(spop_frame_end(&e->iw, start, UINT32_MAX), 0);
 	feed_built(e);
 	assert_int_equal(out_frames(e, o), 1);
-	assert_int_equal(parse_actions(o[0].f.payload, a, 16), 4);
+	assert_int_equal(parse_actions(o[0].f.payload, a, 16), 5);
 	assert_mtls_ack(&o[0], 9, 1);
 	assert_int_equal(stat_get(&e->st.messages_unknown), 1);
 }
@@ -904,7 +915,7 @@ static void test_agent_frame_from_peer(void **state)
 	for (size_t i = 0; i < sizeof(types); i++) {
 		struct env *e = *state;
 
-		engine_init(&e->c, OUR_FS, &e->st, NULL);
+		engine_init(&e->c, OUR_FS, &e->st, e->hctx);
 		memset(&e->st, 0, sizeof(e->st));
 		e->w.len = 0;
 		make_ready(e, 16380);
@@ -1077,7 +1088,7 @@ static void test_split_equivalence(void **state)
 		struct agent_stats st;
 
 		memset(&st, 0, sizeof(st));
-		engine_init(&e->c, OUR_FS, &st, NULL);
+		engine_init(&e->c, OUR_FS, &st, e->hctx);
 		e->w.len = 0;
 		assert_int_equal(feed_chunked(e, e->in, total, chunks[k]), 0);
 		assert_int_equal(e->w.len, once_len);
