@@ -9,7 +9,8 @@ build="gcc make pkg-config libc6-dev libssl-dev libev-dev libprotobuf-c-dev
 protobuf-c-compiler libmicrohttpd-dev libconfig-dev libjansson-dev libldns-dev
 libcurl4-openssl-dev"
 test="libcmocka-dev clang libclang-rt-14-dev haproxy curl openssl prometheus
-python3 procps iproute2 clang-format"
+python3 procps iproute2 clang-format pebble knot knot-dnsutils unbound socat
+bc docker-compose"
 
 case "${1:-build}" in
 build) want=$build ;;
