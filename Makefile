@@ -64,8 +64,10 @@ UNIT_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 .PHONY: all test unit conformance e2e fuzz fuzz-smoke bench format format-check clean deps
 
 CS_BENCH := $(BUILD)/bin/cs-bench
+TLS_BENCH := $(BUILD)/bin/tls-bench
+MTLS_VERIFY := $(BUILD)/bin/mtls-verify
 
-all: $(SPOA) $(BENCH) $(CERTSYNC) $(CS_BENCH)
+all: $(SPOA) $(BENCH) $(CERTSYNC) $(CS_BENCH) $(TLS_BENCH) $(MTLS_VERIFY)
 
 $(BUILD)/obj/%.o: %.c | $(GEN)/policy.pb-c.h
 	@mkdir -p $(@D)
@@ -103,6 +105,14 @@ $(CERTSYNC): $(call obj,certsync/main.c) $(CERTSYNC_A) $(LIB_A)
 $(BENCH): $(call obj,tests/bench/spop-bench.c) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EV_LIBS) -lpthread -lm
+
+$(TLS_BENCH): $(call obj,tests/bench/tls-bench.c) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SSL_LIBS) -lpthread
+
+$(MTLS_VERIFY): $(call obj,tests/bench/mtls-verify.c) $(AGENT_A) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PB_LIBS) $(SSL_LIBS)
 
 $(CS_BENCH): $(call obj,tests/bench/cs-bench.c) $(CERTSYNC_A) $(LIB_A)
 	@mkdir -p $(@D)
@@ -164,6 +174,7 @@ fuzz-smoke:
 bench: all
 	BUILD=$(BUILD) tests/bench/run.sh
 	BUILD=$(BUILD) tests/bench/certsync.sh
+	BUILD=$(BUILD) tests/bench/mtls.sh
 
 format:
 	clang-format -i $(wildcard lib/*.[ch] agent/*.[ch] certsync/*.[ch] tests/*/*.[ch])
@@ -174,6 +185,9 @@ format-check:
 
 clean:
 	rm -rf build
+
+# Fragments for packaging and docs targets (install, compose checks...): same make, one file each.
+-include $(sort $(wildcard mk/*.mk))
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
