@@ -537,12 +537,14 @@ int apply_run(const struct hapi *h, const struct compile_result *r, struct apply
 			}
 			/* Trust, but verify: HAProxy now holds the serial we committed. */
 			serial[0] = '\0';
-			if (hapi_cert_serial(h, f->path, serial, sizeof(serial), err, sizeof(err)) != 0 ||
+			if (hapi_cert_serial(h, f->path, serial, sizeof(serial), err,
+			                     sizeof(err)) != 0 ||
 			    strcmp(serial, ch->cert->serial) != 0) {
 				if (!bad++)
 					snprintf(rep->error, sizeof(rep->error),
-						 "after commit HAProxy serves serial %s for %s, expected %s",
-						 serial, f->path, ch->cert->serial);
+					         "after commit HAProxy serves serial %s for %s, "
+					         "expected %s",
+					         serial, f->path, ch->cert->serial);
 				break;
 			}
 			rep->certs_loaded++;
