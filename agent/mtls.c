@@ -109,6 +109,7 @@ static STACK_OF(X509) * resume_lookup(const uint8_t *leaf, size_t ll)
 struct centry {
 	uint64_t h;
 	const void *ps; /* the set it was computed with: a new set invalidates it */
+	uint64_t gen;   /* and its generation, should a new set reuse the address */
 	uint8_t *key;   /* leaf, chain and policy id, compared in full */
 	size_t key_len;
 	uint8_t *actions;
@@ -429,8 +430,8 @@ int mtls_handle(const struct spop_message *m, struct spop_writer *out, size_t ro
 		        strlen(p->p->id)) ^
 		    (uint64_t)a.resumed;
 		ce = &w->cache[h % w->ncache];
-		if (ce->key && ce->h == h && ce->ps == w->ps && now >= ce->valid_from &&
-		    now < ce->valid_until && ce->actions_len <= room &&
+		if (ce->key && ce->h == h && ce->ps == w->ps && ce->gen == pset_generation(w->ps) &&
+		    now >= ce->valid_from && now < ce->valid_until && ce->actions_len <= room &&
 		    ce->key_len == a.cert.len + a.chain.len + strlen(p->p->id) + 1 &&
 		    memcmp(ce->key, a.cert.p, a.cert.len) == 0 &&
 		    memcmp(ce->key + a.cert.len, a.chain.p, a.chain.len) == 0 &&
@@ -463,6 +464,7 @@ int mtls_handle(const struct spop_message *m, struct spop_writer *out, size_t ro
 			*ce = tmp;
 			ce->h = h;
 			ce->ps = w->ps;
+			ce->gen = pset_generation(w->ps);
 			ce->key = key;
 			ce->key_len = a.cert.len + a.chain.len + strlen(p->p->id) + 1;
 			ce->actions = acts;
