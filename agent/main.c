@@ -259,11 +259,19 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	log_msg(LOG_INFO, "event=start version=%s pid=%ld", EDGETLS_VERSION, (long)getpid());
-	if (policy)
-		log_msg(LOG_INFO,
-		        "event=policy file=%s mode=disabled-for-all "
-		        "reason=\"no policy evaluator in this version\"",
-		        policy);
+	/* No policy at all would answer every hostname as disabled, required ones included:
+	 * refuse to start instead (nothing listens, so HAProxy's fail-closed rules apply). */
+	if (policy) {
+		pstamp = stamp(policy);
+		if (load_policy(policy) < 0) {
+			fprintf(stderr, "spoa-mtls: --policy %s: cannot be loaded (see the log)\n",
+			        policy);
+			return 1;
+		}
+	} else {
+		log_msg(LOG_WARN, "event=no_policy action=\"every hostname is answered as "
+		                  "disabled\"");
+	}
 	if (server_start(&srv, &cfg) < 0)
 		return 1;
 	if (metrics) {

@@ -244,6 +244,9 @@ static int trust_load(struct trust *t, const char *file, const char *cadir, char
 			names += (size_t)i2d_X509_NAME(X509_get_subject_name(xi->x509), NULL);
 		}
 		if (xi->crl) {
+			/* A certificate and the CRL after it share one X509_INFO: der still
+			 * points at the certificate's DER, now owned by the anchors. */
+			der = NULL;
 			dl = i2d_X509_CRL(xi->crl, &der);
 			sha256_hex(der, dl > 0 ? (size_t)dl : 0, hex);
 			buf_str(&dig, "c:");
