@@ -126,13 +126,25 @@ $(CONFORMANCE): $(call obj,tests/e2e/conformance.c) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(ALL_LIBS)
 
+E2E_DRIVERS := $(BUILD)/tests/dnsdrv $(BUILD)/tests/acmedrv
+
+# The driver of certsync's DNS modules that tests/e2e/dns_checks.sh runs.
+$(BUILD)/tests/dnsdrv: $(call obj,tests/e2e/dnsdrv.c) $(CERTSYNC_A) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
+
+# The ACME client driver of tests/e2e/acme_client.sh (Pebble and the ARI stand-in).
+$(BUILD)/tests/acmedrv: $(call obj,tests/e2e/acmedrv.c) $(CERTSYNC_A) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
+
 deps:
 	@scripts/deps.sh test
 
 # The README's test command: packages, both builds, then every suite (tests/run.sh prints
 # the closing "N passed, N failed").
 test: deps
-	$(MAKE) all $(UNIT_BINS) $(CONFORMANCE)
+	$(MAKE) all $(UNIT_BINS) $(CONFORMANCE) $(E2E_DRIVERS)
 	$(MAKE) SANITIZE=address,undefined all $(patsubst build/%,build/san/%,$(UNIT_BINS)) \
 		build/san/tests/conformance
 	tests/run.sh
@@ -143,7 +155,7 @@ unit: $(UNIT_BINS)
 conformance: $(SPOA) $(CONFORMANCE)
 	tests/run.sh conformance
 
-e2e: $(SPOA)
+e2e: all $(E2E_DRIVERS)
 	tests/run.sh e2e
 
 # libFuzzer needs clang; the targets link the same sources, instrumented.
