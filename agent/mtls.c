@@ -106,6 +106,35 @@ static STACK_OF(X509) * resume_lookup(const uint8_t *leaf, size_t ll)
 
 /* ---- the per-worker verdict cache ---- */
 
+/* Where in a DER certificate two certificates differ for sure: the end, which holds the
+ * signature. The index hashes that tail, the lengths and the policy id; a hit is then
+ * confirmed by comparing every byte, so hashing all 2-3 KB would buy nothing. */
+#define TAIL 64
+
+static uint64_t tail_mix(uint64_t h, struct spop_bytes b)
+{
+	size_t n = b.len < TAIL ? b.len : TAIL;
+
+	if (n == 0)
+		return mix(h, "", 0); /* no chain: b.p may be NULL */
+	return mix(h ^ b.len, b.p + b.len - n, n);
+}
+
+/* memcmp/memcpy of possibly empty (NULL) byte strings. */
+static bool same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	return n == 0 || memcmp(a, b, n) == 0;
+}
+
+static void copy_bytes(uint8_t *dst, const uint8_t *src, size_t n)
+{
+	if (n)
+		memcpy(dst, src, n);
+}
+
+struct args;
+static uint64_t cache_hash(const struct args *a, const char *policy_id);
+
 struct centry {
 	uint64_t h;
 	const void *ps; /* the set it was computed with: a new set invalidates it */
@@ -186,6 +215,12 @@ static void read_args(const struct spop_message *m, struct args *a)
 		else if (spop_bytes_eq(g->name, "resumed") && v->type == SPOP_T_BOOL)
 			a->resumed = v->b;
 	}
+}
+
+static uint64_t cache_hash(const struct args *a, const char *policy_id)
+{
+	uint64_t h = tail_mix(tail_mix(0, a->cert), a->chain);
+	return mix(h, policy_id, strlen(policy_id)) ^ (uint64_t)a->resumed;
 }
 
 static const char *const verdict_names[PV_COUNT] = {"allow", "deny", "reject"};
@@ -426,15 +461,13 @@ int mtls_handle(const struct spop_message *m, struct spop_writer *out, size_t ro
 	}
 	/* The cache: leaf, chain and policy, within the current set. */
 	if (w->ncache) {
-		h = mix(mix(mix(0, a.cert.p, a.cert.len), a.chain.p, a.chain.len), p->p->id,
-		        strlen(p->p->id)) ^
-		    (uint64_t)a.resumed;
+		h = cache_hash(&a, p->p->id);
 		ce = &w->cache[h % w->ncache];
 		if (ce->key && ce->h == h && ce->ps == w->ps && ce->gen == pset_generation(w->ps) &&
 		    now >= ce->valid_from && now < ce->valid_until && ce->actions_len <= room &&
 		    ce->key_len == a.cert.len + a.chain.len + strlen(p->p->id) + 1 &&
-		    memcmp(ce->key, a.cert.p, a.cert.len) == 0 &&
-		    memcmp(ce->key + a.cert.len, a.chain.p, a.chain.len) == 0 &&
+		    same_bytes(ce->key, a.cert.p, a.cert.len) &&
+		    same_bytes(ce->key + a.cert.len, a.chain.p, a.chain.len) &&
 		    memcmp(ce->key + a.cert.len + a.chain.len, p->p->id, strlen(p->p->id)) == 0 &&
 		    ce->key[ce->key_len - 1] == (uint8_t)a.resumed) {
 			stat_add(&w->stats.cache_hit, 1);
@@ -454,8 +487,8 @@ int mtls_handle(const struct spop_message *m, struct spop_writer *out, size_t ro
 		uint8_t *key = malloc(a.cert.len + a.chain.len + strlen(p->p->id) + 1);
 		uint8_t *acts = malloc(sw.len);
 		if (key && acts) {
-			memcpy(key, a.cert.p, a.cert.len);
-			memcpy(key + a.cert.len, a.chain.p, a.chain.len);
+			copy_bytes(key, a.cert.p, a.cert.len);
+			copy_bytes(key + a.cert.len, a.chain.p, a.chain.len);
 			memcpy(key + a.cert.len + a.chain.len, p->p->id, strlen(p->p->id));
 			key[a.cert.len + a.chain.len + strlen(p->p->id)] = (uint8_t)a.resumed;
 			memcpy(acts, sw.buf, sw.len);

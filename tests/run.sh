@@ -54,6 +54,12 @@ for suite in "${suites[@]}"; do
 			case $(basename "$t") in lib.sh | lib_*.sh) continue ;; esac
 			run "e2e: $t" env BUILD=build bash "$t"
 		done
+		# The daemons' request paths once more under ASan/UBSan (halt on error).
+		if [ -x build/san/bin/spoa-mtls ] && [ -x build/san/bin/certsync ]; then
+			for t in tests/e2e/mtls_matrix.sh tests/e2e/certsync_haproxy.sh; do
+				run "e2e (asan): $t" env BUILD=build/san bash "$t"
+			done
+		fi
 		;;
 	*)
 		echo "unknown suite: $suite" >&2
