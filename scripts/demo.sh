@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-D=$ROOT/build/demo
+D=${DEMO_DIR:-$ROOT/build/demo}
 RUN=$D/run
 # The ports, shared with docker-compose.yml: deploy/compose/ports.env (environment wins).
 while IFS='=' read -r k v; do
@@ -57,6 +57,8 @@ start() {
 	for p in "$HTTPS" "$AGENT" "$AGENT_METRICS" "$CS_METRICS" "$ORIGIN"; do
 		port_free "$p" || { echo "demo: port $p is in use (see the DEMO_*_PORT variables)" >&2; exit 1; }
 	done
+	# A PKI from an older demo lacks files the tour uses: make a new one.
+	[ -e "$D/pki/done" ] && [ ! -e "$D/pki/stranger.pem" ] && rm -rf "$D/pki"
 	EDGETLS_CONF_DIR=$D EDGETLS_STATE_DIR=$D/state EDGETLS_PKI_DIR=$D/pki \
 		EDGETLS_ADMIN_SOCK=$RUN/admin.sock EDGETLS_LISTEN=127.0.0.1 EDGETLS_ACME=0 \
 		CERTSYNC=$BIN/certsync sh deploy/compose/prepare.sh
@@ -84,8 +86,14 @@ start() {
 	tour
 }
 
+# The tour: each command follows a comment saying what it shows, ending with
+# "=> expect: ..." (text the output contains, or "exit N|M"): tests/e2e/demo.sh runs every
+# command and checks it, so what is printed here is what a newcomer sees.
 tour() {
-	local C="curl -s --cacert $D/pki/server-ca.pem"
+	local P=$D/pki m R
+	local C="curl -s --http1.1 --cacert $P/server-ca.pem"
+	local ALICE="--cert $P/client.pem --key $P/client.key"
+	local MALLORY="--cert $P/stranger.pem --key $P/stranger.key"
 	cat <<EOF
 
 edgetls demo is running (logs and pid files in $RUN; stop it with: make demo-stop)
@@ -95,20 +103,54 @@ edgetls demo is running (logs and pid files in $RUN; stop it with: make demo-sto
   agent metrics   http://127.0.0.1:$AGENT_METRICS/metrics
   certsync        http://127.0.0.1:$CS_METRICS/metrics
 
-Try, for each mode (required, optional, optional-no-ca, permissive, disabled):
+One hostname per mTLS mode: required, optional, optional-no-ca, permissive, disabled.
+alice's certificate is issued by the CA the environments trust; mallory's is self-signed.
+(--http1.1 keeps curl's exit codes simple; HTTP/2 gets the same verdicts.)
 
-  # without a client certificate
-  $C --resolve optional.demo.test:$HTTPS:127.0.0.1 https://optional.demo.test:$HTTPS/
-  # with one
-  $C --cert $D/pki/client.pem --key $D/pki/client.key \\
-       --resolve optional.demo.test:$HTTPS:127.0.0.1 https://optional.demo.test:$HTTPS/
-  # a client trying to forge the verdict: the header never reaches the origin
-  $C -H 'x-ssl-client-verify: SUCCESS' --resolve disabled.demo.test:$HTTPS:127.0.0.1 https://disabled.demo.test:$HTTPS/
-
-  # which certificate each hostname is served, and whether HAProxy serves it
+EOF
+	for m in required optional optional-no-ca permissive disabled; do
+		echo "  ## $m.demo.test"
+		R="--resolve $m.demo.test:$HTTPS:127.0.0.1 https://$m.demo.test:$HTTPS/"
+		case $m in
+		required)
+			echo "  # no certificate: the TLS handshake fails => expect: exit 35|55|56"
+			echo "  $C $R"
+			echo "  # alice: allowed, the origin sees SUCCESS and her certificate => expect: x-ssl-client-verify: SUCCESS"
+			echo "  $C $ALICE $R"
+			echo "  # mallory: the connection is closed without a response => expect: exit 52"
+			echo "  $C $MALLORY $R"
+			;;
+		optional)
+			echo "  # no certificate: allowed, NONE => expect: x-ssl-client-verify: NONE"
+			echo "  $C $R"
+			echo "  # alice: allowed, LENIENT, her subject reaches the origin => expect: x-ssl-client-s-dn: CN=alice,O=ACME Inc."
+			echo "  $C $ALICE $R"
+			echo "  # mallory: the connection is closed without a response => expect: exit 52"
+			echo "  $C $MALLORY $R"
+			;;
+		optional-no-ca)
+			echo "  # mallory: an unknown issuer is tolerated here => expect: x-ssl-client-verify: LENIENT"
+			echo "  $C $MALLORY $R"
+			;;
+		permissive)
+			echo "  # mallory: allowed, and the origin is told why it failed => expect: x-ssl-client-verify: FAILED:self-signed-not-pinned"
+			echo "  $C $MALLORY $R"
+			;;
+		disabled)
+			echo "  # a client forging the verdict header: the origin never sees it => expect: !x-ssl-client-verify"
+			echo "  $C -H 'x-ssl-client-verify: SUCCESS' $R"
+			;;
+		esac
+		echo
+	done
+	cat <<EOF
+  ## the control plane
+  # which certificate each hostname is served, and whether HAProxy serves it => expect: in-sync
   $BIN/certsync -c $D/certsync.conf status
-  # one NOTIFY per TLS connection, whatever the number of requests on it
-  curl -s http://127.0.0.1:$AGENT_METRICS/metrics | grep -E '^spoa_mtls_(notify_processed|connections)'
+  # one NOTIFY per TLS connection, however many requests it carries => expect: spoa_mtls_notify_processed_total
+  curl -s http://127.0.0.1:$AGENT_METRICS/metrics
+  # certificate expiry per hostname, HAProxy in sync => expect: certsync_haproxy_in_sync 1
+  curl -s http://127.0.0.1:$CS_METRICS/metrics
 EOF
 }
 

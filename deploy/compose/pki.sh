@@ -9,6 +9,7 @@
 #   default.pem                   HAProxy's default certificate (cert + key)
 #   client-ca.pem client-ca.key   CA the mTLS environments trust (chains)
 #   client.pem client.key         clientAuth certificate CN=alice, signed by client-ca
+#   stranger.pem stranger.key     a self-signed client certificate (CN=mallory)
 #   pebble-ca.pem pebble.pem pebble.key   TLS for Pebble's HTTPS on 127.0.0.1/localhost
 #                                 (acme.server_ca_file; research/acme.md §4.5)
 #   tsig.secret                   base64 TSIG secret, one line, 0600 (dns.update)
@@ -51,6 +52,10 @@ openssl req -new $(ec) -keyout client.key \
 printf 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n' >client.ext
 openssl x509 -req -in client.csr -CA client-ca.pem -CAkey client-ca.key -CAcreateserial \
 	-days 365 -extfile client.ext -out client.pem 2>/dev/null
+# A client certificate nobody vouches for (self-signed), to show what each mode makes of it.
+# shellcheck disable=SC2046
+openssl req -x509 $(ec) -days 365 -keyout stranger.key -out stranger.pem \
+	-subj "/O=Nobody/CN=mallory" -addext extendedKeyUsage=clientAuth 2>/dev/null
 
 # The ACME lab: Pebble's HTTPS certificate (the Debian package ships none), and the TSIG
 # secret certsync signs its RFC 2136 updates with, in both formats.
