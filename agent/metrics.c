@@ -45,11 +45,32 @@ static void status_series(FILE *f, const char *name, struct agent_stats *const *
 	}
 }
 
+/* A latency histogram over per-worker blocks of any stats type: STAT_LAT_BUCKETS + 1
+ * counters from byte offset buckets_off (the last one is +Inf), nanoseconds at sum_off. */
+static void histogram(FILE *f, const char *name, const char *help, void *const *blocks, unsigned n,
+                      size_t buckets_off, size_t sum_off)
+{
+	uint64_t cum = 0;
+
+	head(f, name, "histogram", help);
+	for (unsigned i = 0; i <= STAT_LAT_BUCKETS; i++) {
+		cum += sum_of(blocks, n, buckets_off + i * sizeof(stat_t));
+		if (i < STAT_LAT_BUCKETS)
+			fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, stat_lat_bounds[i],
+			        (unsigned long long)cum);
+		else
+			fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+	}
+	fprintf(f, "%s_sum %.9f\n", name, (double)sum_of(blocks, n, sum_off) / 1e9);
+	/* The count is the +Inf bucket, read once, so the two always agree. */
+	fprintf(f, "%s_count %llu\n", name, (unsigned long long)cum);
+}
+
 char *metrics_render(struct agent_stats *const *blocks, unsigned n, size_t *len)
 {
 	char *buf = NULL;
 	FILE *f = open_memstream(&buf, len);
-	uint64_t opened, closed, cum = 0;
+	uint64_t opened, closed;
 
 	if (!f)
 		return NULL;
@@ -99,20 +120,10 @@ char *metrics_render(struct agent_stats *const *blocks, unsigned n, size_t *len)
 	status_series(f, "spoa_mtls_disconnects_received_total", blocks, n,
 	              offsetof(struct agent_stats, disco_received));
 
-	head(f, "spoa_mtls_processing_seconds", "histogram",
-	     "Time from a decoded NOTIFY to its encoded ACK.");
-	for (unsigned i = 0; i <= STAT_LAT_BUCKETS; i++) {
-		cum += SUM(lat_bucket[i]);
-		if (i < STAT_LAT_BUCKETS)
-			fprintf(f, "spoa_mtls_processing_seconds_bucket{le=\"%g\"} %llu\n",
-			        stat_lat_bounds[i], (unsigned long long)cum);
-		else
-			fprintf(f, "spoa_mtls_processing_seconds_bucket{le=\"+Inf\"} %llu\n",
-			        (unsigned long long)cum);
-	}
-	fprintf(f, "spoa_mtls_processing_seconds_sum %.9f\n", (double)SUM(lat_sum_ns) / 1e9);
-	/* The count is the +Inf bucket, read once, so the two always agree. */
-	fprintf(f, "spoa_mtls_processing_seconds_count %llu\n", (unsigned long long)cum);
+	histogram(f, "spoa_mtls_processing_seconds",
+	          "Time from a decoded NOTIFY to its encoded ACK.", (void *const *)blocks, n,
+	          offsetof(struct agent_stats, lat_bucket),
+	          offsetof(struct agent_stats, lat_sum_ns));
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
@@ -132,7 +143,6 @@ char *metrics_render_policy(struct mtls_stats *const *blocks, unsigned n, const 
 {
 	char *buf = NULL;
 	FILE *f = open_memstream(&buf, len);
-	uint64_t cum = 0;
 
 	if (!f)
 		return NULL;
@@ -186,19 +196,10 @@ char *metrics_render_policy(struct mtls_stats *const *blocks, unsigned n, const 
 	head(f, "spoa_mtls_cert_dropped_total", "counter",
 	     "Answers without the cert variable: the ACK would have exceeded the frame size.");
 	fprintf(f, "spoa_mtls_cert_dropped_total %llu\n", (unsigned long long)MSUM(cert_dropped));
-	head(f, "spoa_mtls_evaluation_seconds", "histogram",
-	     "Certificate evaluations (cache misses), time spent in the evaluator.");
-	for (unsigned i = 0; i <= STAT_LAT_BUCKETS; i++) {
-		cum += MSUM(eval_bucket[i]);
-		if (i < STAT_LAT_BUCKETS)
-			fprintf(f, "spoa_mtls_evaluation_seconds_bucket{le=\"%g\"} %llu\n",
-			        stat_lat_bounds[i], (unsigned long long)cum);
-		else
-			fprintf(f, "spoa_mtls_evaluation_seconds_bucket{le=\"+Inf\"} %llu\n",
-			        (unsigned long long)cum);
-	}
-	fprintf(f, "spoa_mtls_evaluation_seconds_sum %.9f\n", (double)MSUM(eval_sum_ns) / 1e9);
-	fprintf(f, "spoa_mtls_evaluation_seconds_count %llu\n", (unsigned long long)cum);
+	histogram(f, "spoa_mtls_evaluation_seconds",
+	          "Certificate evaluations (cache misses), time spent in the evaluator.",
+	          (void *const *)blocks, n, offsetof(struct mtls_stats, eval_bucket),
+	          offsetof(struct mtls_stats, eval_sum_ns));
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

@@ -411,6 +411,36 @@ static void eff_id(struct eff *e)
 	snprintf(e->id, sizeof(e->id), "p%.12s", hex);
 }
 
+/* The snapshot's policy for e, appended to pols when its id is new: one message per id.
+ * NULL when out of memory; a message already appended is freed with pols. */
+static const Edgetls__Policy *policy_of(Edgetls__Policy **pols, size_t *n_pols, const struct eff *e)
+{
+	Edgetls__Policy *pm;
+
+	for (size_t p = 0; p < *n_pols; p++)
+		if (strcmp(pols[p]->id, e->id) == 0)
+			return pols[p];
+	pm = calloc(1, sizeof(*pm));
+	if (!pm)
+		return NULL;
+	edgetls__policy__init(pm);
+	pols[(*n_pols)++] = pm;
+	pm->id = strdup(e->id);
+	pm->mode = mode_proto(e->mode);
+	pm->depth = (uint32_t)e->depth;
+	pm->deny_on_failure = e->deny;
+	pm->send_headers = e->headers;
+	pm->request_certificate = e->request;
+	if (e->trust) {
+		/* Borrowed from the trust: not freed with the policy. */
+		pm->anchors = e->trust->anchors;
+		pm->n_anchors = e->trust->n_anchors;
+		pm->crls = e->trust->crls;
+		pm->n_crls = e->trust->n_crls;
+	}
+	return pm->id ? pm : NULL;
+}
+
 static bool listed(char *const *v, size_t n, const char *s)
 {
 	for (size_t i = 0; i < n; i++)
@@ -550,8 +580,8 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 			                 .deny = env->mtls.deny_on_failure,
 			                 .headers = env->mtls.send_headers};
 			const struct trust *tr = NULL;
+			const Edgetls__Policy *pol;
 			const char *verify;
-			size_t p;
 
 			ef.request = ef.mode != CS_VALIDATION_DISABLED &&
 			             (env->mtls.n_request_hostnames == 0 ||
@@ -575,38 +605,15 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 			ef.trust = tr;
 			eff_id(&ef);
 
-			/* The snapshot's policy, once per id. */
-			for (p = 0; p < n_pols; p++)
-				if (strcmp(pols[p]->id, ef.id) == 0)
-					break;
-			if (p == n_pols) {
-				Edgetls__Policy *pm = calloc(1, sizeof(*pm));
-				if (!pm)
-					goto oom;
-				edgetls__policy__init(pm);
-				pm->id = strdup(ef.id);
-				pm->mode = mode_proto(ef.mode);
-				pm->depth = (uint32_t)ef.depth;
-				pm->deny_on_failure = ef.deny;
-				pm->send_headers = ef.headers;
-				pm->request_certificate = ef.request;
-				if (tr) {
-					/* Borrowed from the trust: not freed with the policy. */
-					pm->anchors = tr->anchors;
-					pm->n_anchors = tr->n_anchors;
-					pm->crls = tr->crls;
-					pm->n_crls = tr->n_crls;
-				}
-				pols[n_pols++] = pm;
-				if (!pm->id)
-					goto oom;
-			}
+			pol = policy_of(pols, &n_pols, &ef);
+			if (!pol)
+				goto oom;
 			hosts[n_hostmsgs] = calloc(1, sizeof(Edgetls__Host));
 			if (!hosts[n_hostmsgs])
 				goto oom;
 			edgetls__host__init(hosts[n_hostmsgs]);
 			hosts[n_hostmsgs]->name = (char *)host;
-			hosts[n_hostmsgs]->policy = pols[p]->id;
+			hosts[n_hostmsgs]->policy = pol->id;
 			hosts[n_hostmsgs]->environment = env->name;
 			n_hostmsgs++;
 
@@ -616,7 +623,7 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 			memcpy(ch->policy, ef.id, sizeof(ch->policy));
 			ch->cert = pick_cert(idx, n_idx, env, host, now);
 			lines[n_lines] =
-			    (struct line){host, pols[p]->id, mode_token(ef.mode), env->name, NULL};
+			    (struct line){host, pol->id, mode_token(ef.mode), env->name, NULL};
 			if (ch->cert) {
 				char *bundle = NULL, *ca_opt = NULL;
 				size_t blen = 0;
@@ -691,25 +698,9 @@ int compile_build(const struct cs_config *cfg, const struct store *st, time_t no
 		                 .depth = env->mtls.depth,
 		                 .deny = env->mtls.deny_on_failure,
 		                 .headers = env->mtls.send_headers};
-		size_t p;
 		eff_id(&ef);
-		for (p = 0; p < n_pols; p++)
-			if (strcmp(pols[p]->id, ef.id) == 0)
-				break;
-		if (p == n_pols) {
-			Edgetls__Policy *pm = calloc(1, sizeof(*pm));
-			if (!pm)
-				goto oom;
-			edgetls__policy__init(pm);
-			pols[n_pols++] = pm;
-			pm->id = strdup(ef.id);
-			pm->mode = mode_proto(ef.mode);
-			pm->depth = (uint32_t)ef.depth;
-			pm->deny_on_failure = ef.deny;
-			pm->send_headers = ef.headers;
-			if (!pm->id)
-				goto oom;
-		}
+		if (!policy_of(pols, &n_pols, &ef))
+			goto oom;
 		memcpy(default_id, ef.id, sizeof(default_id));
 	}
 

@@ -275,12 +275,43 @@ static int clear_transaction(const struct hapi *h, const char *file, char *err, 
 	return cmd_expect(h, cmd, NULL, "aborted", err, errlen);
 }
 
+/* "new ssl KIND FILE" (KIND "cert" or "ca-file"), whose reply says created. "already exists"
+ * is fine: a previous run created it and then stopped. */
+static int txn_new(const struct hapi *h, const char *kind, const char *file, const char *created,
+                   char *err, size_t errlen)
+{
+	char cmd[4200];
+
+	snprintf(cmd, sizeof(cmd), "new ssl %s %s", kind, file);
+	if (cmd_expect(h, cmd, NULL, created, err, errlen) < 0 && !strstr(err, "already exists"))
+		return -1;
+	return 0;
+}
+
+/* Ends the transaction on FILE that the set commands filled (set: their result, 0 or -1):
+ * commits it, or aborts it when a set or the commit failed so that no transaction stays
+ * open. err keeps the failure's reason; the abort's own is dropped. */
+static int txn_end(const struct hapi *h, const char *kind, const char *file, int set, char *err,
+                   size_t errlen)
+{
+	char cmd[4200], e2[256];
+
+	if (set == 0) {
+		snprintf(cmd, sizeof(cmd), "commit ssl %s %s", kind, file);
+		if (cmd_expect(h, cmd, NULL, "Success!", err, errlen) == 0)
+			return 0;
+	}
+	snprintf(cmd, sizeof(cmd), "abort ssl %s %s", kind, file);
+	(void)cmd_expect(h, cmd, NULL, "aborted", e2, sizeof(e2));
+	return -1;
+}
+
 int hapi_cert_update(const struct hapi *h, const char *file, const char *pem, int create, char *err,
                      size_t errlen)
 {
 	char expect[4200];
 	char cmd[4200], *clean = hapi_sanitize_payload(pem), *certs = NULL, *key = NULL;
-	int r = -1;
+	int set, r = -1;
 
 	if (!clean) {
 		snprintf(err, errlen, "out of memory");
@@ -294,17 +325,11 @@ int hapi_cert_update(const struct hapi *h, const char *file, const char *pem, in
 		goto out;
 	/* The reply must name our file: anything else means another transaction took it. */
 	snprintf(expect, sizeof(expect), "for certificate %s", file);
-	if (create) {
-		snprintf(cmd, sizeof(cmd), "new ssl cert %s", file);
-		/* "already exists" is fine: a previous run created it and then stopped. */
-		if (cmd_expect(h, cmd, NULL, "New empty certificate store", err, errlen) < 0 &&
-		    !strstr(err, "already exists"))
-			goto out;
-	}
+	if (create && txn_new(h, "cert", file, "New empty certificate store", err, errlen) < 0)
+		goto out;
 	snprintf(cmd, sizeof(cmd), "set ssl cert %s", file);
 	if (strlen(clean) <= HAPI_MAX_PAYLOAD) {
-		if (cmd_expect(h, cmd, clean, expect, err, errlen) < 0)
-			goto abort;
+		set = cmd_expect(h, cmd, clean, expect, err, errlen);
 	} else {
 		/* Too large for one buffer: certificates first, then the key alone. */
 		if (split_key(clean, &certs, &key) < 0 || strlen(certs) > HAPI_MAX_PAYLOAD ||
@@ -314,23 +339,13 @@ int hapi_cert_update(const struct hapi *h, const char *file, const char *pem, in
 			         "(raise tune.bufsize)");
 			goto out;
 		}
-		if (cmd_expect(h, cmd, certs, expect, err, errlen) < 0)
-			goto abort;
-		snprintf(cmd, sizeof(cmd), "set ssl cert %s.key", file);
-		if (cmd_expect(h, cmd, key, expect, err, errlen) < 0)
-			goto abort;
+		set = cmd_expect(h, cmd, certs, expect, err, errlen);
+		if (set == 0) {
+			snprintf(cmd, sizeof(cmd), "set ssl cert %s.key", file);
+			set = cmd_expect(h, cmd, key, expect, err, errlen);
+		}
 	}
-	snprintf(cmd, sizeof(cmd), "commit ssl cert %s", file);
-	if (cmd_expect(h, cmd, NULL, "Success!", err, errlen) < 0)
-		goto abort;
-	r = 0;
-	goto out;
-abort:
-	snprintf(cmd, sizeof(cmd), "abort ssl cert %s", file);
-	{
-		char e2[256];
-		(void)cmd_expect(h, cmd, NULL, "aborted", e2, sizeof(e2));
-	}
+	r = txn_end(h, "cert", file, set, err, errlen);
 out:
 	if (key)
 		memset(key, 0, strlen(key));
@@ -402,7 +417,7 @@ int hapi_cafile_update(const struct hapi *h, const char *file, const char *pem, 
                        char *err, size_t errlen)
 {
 	char cmd[4200], *clean;
-	int r = -1;
+	int set, r = -1;
 
 	if (strlen(file) > 4000) {
 		snprintf(err, errlen, "CA file path too long");
@@ -421,26 +436,11 @@ int hapi_cafile_update(const struct hapi *h, const char *file, const char *pem, 
 		         file);
 		goto out;
 	}
-	if (create) {
-		snprintf(cmd, sizeof(cmd), "new ssl ca-file %s", file);
-		if (cmd_expect(h, cmd, NULL, "New CA file created", err, errlen) < 0 &&
-		    !strstr(err, "already exists"))
-			goto out;
-	}
+	if (create && txn_new(h, "ca-file", file, "New CA file created", err, errlen) < 0)
+		goto out;
 	snprintf(cmd, sizeof(cmd), "set ssl ca-file %s", file);
-	if (cmd_expect(h, cmd, clean, "ransaction", err, errlen) < 0)
-		goto abort;
-	snprintf(cmd, sizeof(cmd), "commit ssl ca-file %s", file);
-	if (cmd_expect(h, cmd, NULL, "Success!", err, errlen) < 0)
-		goto abort;
-	r = 0;
-	goto out;
-abort:
-	snprintf(cmd, sizeof(cmd), "abort ssl ca-file %s", file);
-	{
-		char e2[256];
-		(void)cmd_expect(h, cmd, NULL, "aborted", e2, sizeof(e2));
-	}
+	set = cmd_expect(h, cmd, clean, "ransaction", err, errlen);
+	r = txn_end(h, "ca-file", file, set, err, errlen);
 out:
 	free(clean);
 	return r;

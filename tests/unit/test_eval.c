@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +21,8 @@
 #include <openssl/x509_vfy.h>
 
 #include "eval.h"
+
+#include "testpki.h"
 
 #define REQ  EDGETLS__MODE__MODE_REQUIRED
 #define OPT  EDGETLS__MODE__MODE_OPTIONAL
@@ -135,72 +136,28 @@ static const char pki_script[] =
     "for c in i3 i2 i3stale; do openssl crl -in $c.crl.pem -outform der -out $c.crl; done\n"
     "for c in root evil self; do openssl x509 -in $c.pem -outform der -out $c.der; done\n";
 
-static char dir[64];
 static time_t now_t;
-
-static int run_script(const char *script, const char *arg)
-{
-	int st = 0;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		execl("/bin/sh", "sh", "-c", script, "sh", arg, (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
 
 static int pki_setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/eval-test-XXXXXX");
-	if (!mkdtemp(dir) || run_script(pki_script, dir) < 0)
+	if (pki_make("/tmp/eval-test-XXXXXX", pki_script) < 0)
 		return -1;
 	/* after the PKI: the certificates made "now" must be valid */
 	now_t = time(NULL);
 	return 0;
 }
 
-static int pki_teardown(void **state)
-{
-	(void)state;
-	return run_script("rm -rf \"$1\"", dir);
-}
-
-/* A file of the PKI directory; the caller frees .data. */
-static ProtobufCBinaryData slurp(const char *name)
-{
-	ProtobufCBinaryData d = {0, NULL};
-	char path[256];
-	FILE *f;
-	long n;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "rb");
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n > 0);
-	rewind(f);
-	d.data = malloc((size_t)n);
-	assert_non_null(d.data);
-	assert_int_equal(fread(d.data, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	d.len = (size_t)n;
-	return d;
-}
-
 /* "name" is "name.der"; ".crl" names are taken as they are. */
 static ProtobufCBinaryData der(const char *name)
 {
+	ProtobufCBinaryData d;
 	char file[64];
 
 	snprintf(file, sizeof(file), "%s%s", name, strchr(name, '.') ? "" : ".der");
-	return slurp(file);
+	d.data = (uint8_t *)slurp(file, &d.len);
+	assert_true(d.len > 0);
+	return d;
 }
 
 static X509 *cert(const char *name)

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +19,8 @@
 
 #include "headers.h"
 #include "x509u.h"
+
+#include "testpki.h"
 
 static const char pki_script[] =
     "set -e\n"
@@ -80,37 +81,10 @@ static const char pki_script[] =
     "00DEADBEEF0102030405060708090A0B0C0D0E\n"
     "mk expired '/CN=Expired' int client 20200101000000Z 20230805185427Z 0100\n";
 
-static char dir[64];
-
-static int run_script(const char *script, const char *arg)
-{
-	int st = 0;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		execl("/bin/sh", "sh", "-c", script, "sh", arg, (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
 static int pki_setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/hdr-test-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	return run_script(pki_script, dir);
-}
-
-static int pki_teardown(void **state)
-{
-	(void)state;
-	return run_script("rm -rf \"$1\"", dir);
+	return pki_make("/tmp/hdr-test-XXXXXX", pki_script);
 }
 
 static X509 *cert(const char *name)
