@@ -97,6 +97,21 @@ static void print_table(json_t *arr)
 		       json_string_value(json_object_get(h, "mode")),
 		       json_string_value(json_object_get(c, "source")), na ? na : "-", days,
 		       json_string_value(json_object_get(h, "haproxy")), serial ? serial : "-");
+		{
+			const char *ck[] = {"delegation", "caa"};
+			for (size_t k = 0; k < 2; k++) {
+				json_t *c2 = json_object_get(h, ck[k]);
+				const char *st = json_string_value(json_object_get(c2, "state"));
+				const char *rec = json_string_value(json_object_get(c2, "record"));
+				if (!st || strcmp(st, "not-applicable") == 0)
+					continue;
+				printf("    %s: %s%s%s\n", ck[k], st,
+				       rec && rec[0] ? "; add: " : "", rec && rec[0] ? rec : "");
+			}
+			if (json_string_value(json_object_get(h, "next_renewal")))
+				printf("    next renewal: %s\n",
+				       json_string_value(json_object_get(h, "next_renewal")));
+		}
 		if (err)
 			printf("    ! %s\n", err);
 	}
@@ -133,7 +148,15 @@ int cmd_status(const char *config_path, int argc, char **argv)
 		if (served)
 			ops_served(&o, &r, served);
 	}
-	arr = ops_status(&o, &r, served, now, &problems);
+	{
+		struct sched_state acme = {0};
+		char path[4096];
+		sched_path(o.cfg->state_dir, path, sizeof(path));
+		if (sched_load(path, &acme, err, sizeof(err)) < 0)
+			fprintf(stderr, "certsync: status: %s (ACME state not shown)\n", err);
+		arr = ops_status(&o, &r, served, &acme, now, &problems);
+		sched_free(&acme);
+	}
 	if (json) {
 		char *s = json_dumps(arr, JSON_INDENT(2));
 		if (s)
@@ -282,6 +305,90 @@ out:
 	json_decref(ans);
 	free(cert);
 	free(chain);
+	cs_config_free(cfg);
+	return ret;
+}
+
+int cmd_recheck(const char *config_path, int argc, char **argv)
+{
+	struct cs_diags d;
+	struct cs_config *cfg = NULL;
+	json_t *req = NULL, *ans = NULL;
+	char err[512];
+	int ret = 2, json = 0;
+	const char *host = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (!host)
+			host = argv[i];
+		else
+			host = NULL, i = argc;
+	}
+	if (!host) {
+		fprintf(stderr, "usage: certsync -c FILE recheck [--json] HOST\n");
+		return 2;
+	}
+	cs_diags_init(&d);
+	if (cs_config_load(config_path, &cfg, &d) != 0) {
+		cs_diags_print(&d, stderr);
+		cs_diags_free(&d);
+		return 2;
+	}
+	cs_diags_free(&d);
+	req = json_pack("{s:s,s:s}", "op", "recheck", "hostname", host);
+	ans = req ? ctl_call(cfg->state_dir, req, err, sizeof(err)) : NULL;
+	if (!ans) {
+		fprintf(stderr, "certsync: recheck: %s\n", req ? err : "out of memory");
+		goto out;
+	}
+	if (json) {
+		char *s = json_dumps(ans, JSON_INDENT(2));
+		if (s)
+			printf("%s\n", s);
+		free(s);
+	} else {
+		const char *ck[] = {"delegation", "caa"};
+		const char *code = json_string_value(json_object_get(ans, "code"));
+		if (code) {
+			fprintf(stderr, "certsync: recheck refused (%s): %s\n", code,
+			        json_string_value(json_object_get(ans, "message")));
+			ret = 1;
+			goto out;
+		}
+		printf("%s\n", host);
+		for (size_t k = 0; k < 2; k++) {
+			json_t *c = json_object_get(ans, ck[k]);
+			const char *rec = json_string_value(json_object_get(c, "record"));
+			if (!c) {
+				printf("  %-10s not checked\n", ck[k]);
+				continue;
+			}
+			printf("  %-10s %s\n", ck[k],
+			       json_string_value(json_object_get(c, "state")));
+			if (rec && rec[0])
+				printf("             add: %s\n", rec);
+			if (rec && rec[0] && json_string_value(json_object_get(c, "message")))
+				printf("             %s\n",
+				       json_string_value(json_object_get(c, "message")));
+		}
+		if (json_is_true(json_object_get(ans, "ok")))
+			printf("  issued     serial %s%s\n",
+			       json_string_value(json_object_get(ans, "serial")),
+			       json_is_true(json_object_get(ans, "resumed")) ? " (order resumed)"
+			                                                     : "");
+		else
+			printf("  not issued (%s%s): %s\n",
+			       json_string_value(json_object_get(ans, "error_class")),
+			       json_is_true(json_object_get(ans, "ordered")) ? ", ordered"
+			                                                     : ", nothing ordered",
+			       json_string_value(json_object_get(ans, "error")));
+	}
+	ret = json_is_true(json_object_get(ans, "ok")) ? 0 : 1;
+out:
+	json_decref(req);
+	json_decref(ans);
 	cs_config_free(cfg);
 	return ret;
 }

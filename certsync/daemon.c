@@ -3,6 +3,12 @@
  * a chain-of-trust file or the store changes, retries HAProxy with backoff while it is
  * unreachable or out of sync, answers the control socket, and exports metrics (on
  * libmicrohttpd's thread, from a snapshot taken under a mutex after every sync).
+ *
+ * ACME (DESIGN §4.3): the loop's tick decides which hostnames of environments with
+ * auto_certificates are due (schedule.h) and queues them; one worker thread runs
+ * issue_run() for each, one at a time (its calls block); each result comes back through
+ * an ev_async, is recorded in <state_dir>/acme/state.json, and a new certificate is
+ * applied to HAProxy at once by ops_sync (runtime API: no reload).
  */
 #include <errno.h>
 #include <ev.h>
@@ -17,14 +23,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "afile.h"
 #include "cmds.h"
 #include "ctl.h"
+#include "issue.h"
 #include "log.h"
 #include "ops.h"
 #include "promhttp.h"
+#include "schedule.h"
 
 #include "banned.h"
 
@@ -49,6 +59,18 @@ struct snapshot {
 	size_t config_errors;
 	time_t last_sync;
 	uint64_t apply_ok, apply_err, reload_ok, reload_err, upload_ok, upload_err;
+	/* ACME: counters here, per-hostname state in struct daemon's sched (same mutex) */
+	uint64_t orders_valid, orders_invalid, orders_error, dns_updates_ok, dns_updates_err;
+};
+
+/* One hostname for the ACME worker, and its result coming back. */
+struct acme_job {
+	char *hostname;
+	char *renew_cert; /* the certificate being renewed (cert.pem in the store), or NULL */
+	int ctl_fd;       /* a recheck waiting for its answer, else -1 */
+	int rc;
+	struct issue_result res;
+	struct acme_job *next;
 };
 
 struct daemon {
@@ -65,6 +87,17 @@ struct daemon {
 	ev_tstamp last_full;
 	pthread_mutex_t mu;
 	struct snapshot snap;
+	/* ACME: sched is read by the metrics thread, so changed under mu */
+	struct sched_state sched;
+	char sched_path[4096];
+	bool acme_enabled;
+	pthread_t worker;
+	bool worker_started;
+	pthread_mutex_t qmu; /* the two queues and stopping */
+	pthread_cond_t qcv;
+	struct acme_job *todo, *done;
+	bool stopping, worker_busy;
+	ev_async acme_done;
 };
 
 static void append_stat(char **fp, const char *path)
@@ -204,12 +237,15 @@ static void reload(struct daemon *d)
 	        cfg->n_hostnames);
 }
 
+static void acme_schedule(struct daemon *d);
+
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct daemon *d = t->data;
 	char *fp = fingerprint(d), err[512];
 
 	(void)revents;
+	acme_schedule(d);
 	if (fp && d->fingerprint && strcmp(fp, d->fingerprint) != 0) {
 		free(d->fingerprint);
 		d->fingerprint = fp;
@@ -235,6 +271,361 @@ static void on_retry(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	sync_now(t->data);
+}
+
+/* ---- ACME ---- */
+
+static void job_free(struct acme_job *j)
+{
+	if (!j)
+		return;
+	free(j->hostname);
+	free(j->renew_cert);
+	free(j);
+}
+
+static void *acme_worker(void *arg)
+{
+	struct daemon *d = arg;
+
+	for (;;) {
+		struct acme_job *j;
+		struct cs_diags dg;
+		struct cs_config *cfg = NULL;
+		struct issue_request req = {0};
+
+		pthread_mutex_lock(&d->qmu);
+		while (!d->todo && !d->stopping)
+			pthread_cond_wait(&d->qcv, &d->qmu);
+		if (d->stopping) {
+			pthread_mutex_unlock(&d->qmu);
+			return NULL;
+		}
+		j = d->todo;
+		d->todo = j->next;
+		j->next = NULL;
+		d->worker_busy = true;
+		pthread_mutex_unlock(&d->qmu);
+
+		/* The worker's own copy of the configuration: the loop may reload its one. */
+		cs_diags_init(&dg);
+		if (cs_config_load(d->config_path, &cfg, &dg) != 0) {
+			memset(&j->res, 0, sizeof(j->res));
+			snprintf(j->res.error_class, sizeof(j->res.error_class), "internal");
+			snprintf(j->res.error, sizeof(j->res.error),
+			         "the configuration on disk has errors (certsync check)");
+			j->rc = -1;
+		} else {
+			req.cfg = cfg;
+			req.hostname = j->hostname;
+			req.renew_cert = j->renew_cert;
+			j->rc = issue_run(&req, &j->res);
+		}
+		cs_diags_free(&dg);
+		cs_config_free(cfg);
+
+		pthread_mutex_lock(&d->qmu);
+		d->worker_busy = false;
+		if (d->stopping) {
+			pthread_mutex_unlock(&d->qmu);
+			if (j->ctl_fd >= 0)
+				close(j->ctl_fd);
+			job_free(j);
+			return NULL;
+		}
+		j->next = d->done;
+		d->done = j;
+		ev_async_send(d->loop, &d->acme_done);
+		pthread_mutex_unlock(&d->qmu);
+	}
+}
+
+static bool host_is_auto(const struct cs_config *c, const char *hostname)
+{
+	for (size_t e = 0; e < c->n_envs; e++)
+		for (size_t i = 0; c->envs[e].auto_certificates && i < c->envs[e].n_hostnames; i++)
+			if (strcmp(c->envs[e].hostnames[i], hostname) == 0)
+				return true;
+	return false;
+}
+
+/* Our newest valid certificate for exactly hostname, or NULL. */
+static const struct store_cert *acme_cert_of(const struct store *st, const char *hostname,
+                                             time_t now)
+{
+	const struct store_cert *best = NULL;
+
+	for (size_t i = 0; i < st->n; i++) {
+		const struct store_cert *c = &st->v[i];
+		if (c->source != STORE_ACME || c->not_after <= now)
+			continue;
+		for (size_t k = 0; k < c->names.n; k++)
+			if (strcmp(c->names.name[k], hostname) == 0 &&
+			    (!best || c->not_after > best->not_after))
+				best = c;
+	}
+	return best;
+}
+
+static uint32_t rnd32(void)
+{
+	uint32_t r = 0;
+
+	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		r = (uint32_t)random();
+	return r;
+}
+
+static void sched_store(struct daemon *d)
+{
+	char err[512];
+
+	if (sched_save(d->sched_path, &d->sched, err, sizeof(err)) < 0)
+		log_msg(LOG_ERROR, "event=acme_state_write_failed error=\"%s\"", err);
+}
+
+static int acme_enqueue(struct daemon *d, const char *hostname, int ctl_fd)
+{
+	struct acme_job *j = calloc(1, sizeof(*j)), **pp;
+	const struct store_cert *c = acme_cert_of(d->o.store, hostname, time(NULL));
+
+	if (!j || !(j->hostname = strdup(hostname))) {
+		job_free(j);
+		return -1;
+	}
+	j->ctl_fd = ctl_fd;
+	if (c) {
+		char path[4096];
+		store_path(d->o.store, c->id, "cert.pem", path, sizeof(path));
+		j->renew_cert = strdup(path);
+	}
+	pthread_mutex_lock(&d->qmu);
+	for (pp = &d->todo; *pp; pp = &(*pp)->next)
+		;
+	*pp = j;
+	pthread_cond_signal(&d->qcv);
+	pthread_mutex_unlock(&d->qmu);
+	return 0;
+}
+
+/* The tick: queue every hostname that is due. */
+static void acme_schedule(struct daemon *d)
+{
+	const struct cs_config *c = d->o.cfg;
+	time_t now = time(NULL);
+	bool changed = false;
+
+	if (!d->acme_enabled)
+		return;
+	pthread_mutex_lock(&d->mu);
+	for (size_t e = 0; e < c->n_envs; e++) {
+		for (size_t i = 0; c->envs[e].auto_certificates && i < c->envs[e].n_hostnames;
+		     i++) {
+			const char *hn = c->envs[e].hostnames[i];
+			struct sched_host *h = sched_host_get(&d->sched, hn);
+			const struct store_cert *cert;
+			bool due;
+			if (!h || h->busy)
+				continue;
+			cert = acme_cert_of(d->o.store, hn, now);
+			if (cert && strcmp(cert->serial, h->cert_serial) != 0) {
+				/* A certificate we have not scheduled yet (first start, or
+				 * renewed by another run): renew at 2/3 of its lifetime. */
+				snprintf(h->cert_serial, sizeof(h->cert_serial), "%s",
+				         cert->serial);
+				h->renew_at = sched_renewal_time(cert->not_before, cert->not_after,
+				                                 false, 0, 0, rnd32());
+				h->ari_start = h->ari_end = 0;
+				changed = true;
+			}
+			due = sched_due(h, cert != NULL, now);
+			/* An order in flight is finished as soon as the backoff allows. */
+			if (!due && now >= h->next_attempt && issue_order_pending(c->state_dir, hn))
+				due = true;
+			if (due && acme_enqueue(d, hn, -1) == 0) {
+				h->busy = true;
+				log_msg(LOG_INFO, "event=acme_due hostname=%s reason=%s", hn,
+				        cert ? "renewal" : "issuance");
+			}
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (changed)
+		sched_store(d);
+}
+
+static void copy_check(struct sched_check *c, const char *state, const char *record,
+                       const char *message)
+{
+	/* Truncation is fine here: these are for display (the precision says so to gcc). */
+	snprintf(c->state, sizeof(c->state), "%.*s", (int)sizeof(c->state) - 1, state);
+	snprintf(c->record, sizeof(c->record), "%.*s", (int)sizeof(c->record) - 1, record);
+	snprintf(c->message, sizeof(c->message), "%.*s", (int)sizeof(c->message) - 1, message);
+}
+
+/* The rules of DESIGN §4.3 applied to one result (under d->mu). */
+static void acme_record(struct sched_host *h, const struct issue_result *r, int rc, time_t now)
+{
+	bool ok = r->delegation.outcome == DELEGATION_OK;
+
+	h->last_attempt = now;
+	if (r->delegation_ran)
+		copy_check(&h->delegation, delegation_outcome_token(r->delegation.outcome),
+		           ok ? "" : r->delegation.record, ok ? "" : r->delegation.message);
+	if (r->caa_ran) {
+		ok = r->caa.verdict == CAA_ALLOWED;
+		copy_check(&h->caa, caa_verdict_token(r->caa.verdict), ok ? "" : r->caa.fix,
+		           ok ? "" : r->caa.message);
+	}
+	if (rc == 0 && r->order == ISSUE_ORDER_VALID) {
+		h->failures = h->check_failures = 0;
+		h->next_attempt = 0;
+		h->last_error_class[0] = h->last_error[0] = '\0';
+		h->last_success = now;
+		snprintf(h->cert_serial, sizeof(h->cert_serial), "%s", r->serial);
+		h->renew_at = sched_renewal_time(r->not_before, r->not_after, r->has_window,
+		                                 r->win_start, r->win_end, rnd32());
+		h->ari_start = r->has_window ? r->win_start : 0;
+		h->ari_end = r->has_window ? r->win_end : 0;
+		return;
+	}
+	snprintf(h->last_error_class, sizeof(h->last_error_class), "%s",
+	         r->error_class[0] ? r->error_class : "internal");
+	snprintf(h->last_error, sizeof(h->last_error), "%s", r->error);
+	if (r->checks_ran && !r->checks_ok) {
+		/* Nothing was ordered: re-check 1 min, doubling to 1 h. */
+		h->check_failures++;
+		h->next_attempt = now + sched_check_backoff(h->check_failures);
+	} else {
+		long w;
+		h->check_failures = 0;
+		h->failures++;
+		w = sched_order_backoff(h->failures);
+		if (r->retry_after > w)
+			w = r->retry_after;
+		h->next_attempt = now + w;
+	}
+}
+
+static json_t *result_json(const char *hostname, const struct issue_result *r, int rc)
+{
+	json_t *o =
+	    json_pack("{s:b,s:s,s:b}", "ok", rc == 0, "hostname", hostname, "ordered", r->ordered);
+
+	if (r->delegation_ran)
+		json_object_set_new(
+		    o, "delegation",
+		    json_pack("{s:s,s:s,s:s,s:s}", "state",
+		              delegation_outcome_token(r->delegation.outcome), "expected",
+		              r->delegation.expected, "record",
+		              r->delegation.outcome == DELEGATION_OK ? "" : r->delegation.record,
+		              "message", r->delegation.message));
+	if (r->caa_ran)
+		json_object_set_new(o, "caa",
+		                    json_pack("{s:s,s:s,s:s}", "state",
+		                              caa_verdict_token(r->caa.verdict), "record",
+		                              r->caa.verdict == CAA_ALLOWED ? "" : r->caa.fix,
+		                              "message", r->caa.message));
+	json_object_set_new(o, "resumed", json_boolean(r->resumed));
+	if (rc == 0 && r->order == ISSUE_ORDER_VALID) {
+		json_object_set_new(o, "serial", json_string(r->serial));
+		json_object_set_new(o, "id", json_string(r->store_id));
+		json_object_set_new(o, "not_after", json_integer((json_int_t)r->not_after));
+	} else {
+		json_object_set_new(o, "error_class", json_string(r->error_class));
+		json_object_set_new(o, "error", json_string(r->error));
+	}
+	return o;
+}
+
+static void on_acme_done(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct daemon *d = w->data;
+	struct acme_job *list, *j;
+	bool issued = false;
+	char err[512];
+
+	(void)loop;
+	(void)revents;
+	pthread_mutex_lock(&d->qmu);
+	list = d->done;
+	d->done = NULL;
+	pthread_mutex_unlock(&d->qmu);
+	for (j = list; j; j = j->next) {
+		const struct issue_result *r = &j->res;
+		struct sched_host *h;
+		pthread_mutex_lock(&d->mu);
+		h = sched_host_get(&d->sched, j->hostname);
+		if (h) {
+			h->busy = false;
+			acme_record(h, r, j->rc, time(NULL));
+		}
+		d->snap.dns_updates_ok += r->dns_updates_ok;
+		d->snap.dns_updates_err += r->dns_updates_failed;
+		if (r->order == ISSUE_ORDER_VALID)
+			d->snap.orders_valid++;
+		else if (r->order == ISSUE_ORDER_INVALID)
+			d->snap.orders_invalid++;
+		else if (r->order == ISSUE_ORDER_ERROR)
+			d->snap.orders_error++;
+		pthread_mutex_unlock(&d->mu);
+		if (j->rc == 0 && r->order == ISSUE_ORDER_VALID)
+			issued = true;
+		else
+			log_msg(LOG_WARN,
+			        "event=acme_attempt_failed hostname=%s class=%s ordered=%d "
+			        "next_attempt_in=%llds error=\"%s\"",
+			        j->hostname, r->error_class, r->ordered,
+			        h ? (long long)(h->next_attempt - time(NULL)) : 0LL, r->error);
+		if (j->ctl_fd >= 0) {
+			ctl_reply(j->ctl_fd, result_json(j->hostname, r, j->rc));
+			j->ctl_fd = -1;
+		}
+	}
+	sched_store(d);
+	if (issued) {
+		/* The new certificate goes to HAProxy now, through the runtime API. */
+		if (store_reload(d->o.store, err, sizeof(err)) < 0)
+			log_msg(LOG_ERROR, "event=store_reload_failed error=\"%s\"", err);
+		free(d->fingerprint);
+		d->fingerprint = fingerprint(d);
+		sync_now(d);
+		d->last_full = ev_now(d->loop);
+	}
+	while (list) {
+		j = list->next;
+		job_free(list);
+		list = j;
+	}
+}
+
+/* `recheck HOST` (admin): the checks now and, when they pass, an order now. The answer
+ * is sent when the worker is done (on_acme_done). Returns an immediate answer, or NULL
+ * when the reply is deferred. */
+static json_t *acme_recheck(struct daemon *d, const char *hostname, int fd)
+{
+	struct sched_host *h;
+	json_t *ans = NULL;
+
+	if (!d->acme_enabled || !hostname || !host_is_auto(d->o.cfg, hostname))
+		return json_pack("{s:b,s:s,s:s}", "ok", 0, "code", "not-auto", "message",
+		                 "not a hostname of an environment with auto_certificates = true");
+	pthread_mutex_lock(&d->mu);
+	h = sched_host_get(&d->sched, hostname);
+	if (!h)
+		ans = json_pack("{s:b,s:s}", "ok", 0, "message", "out of memory");
+	else if (h->busy)
+		ans = json_pack("{s:b,s:s,s:s}", "ok", 0, "code", "busy", "message",
+		                "an attempt for this hostname is running: see certsync status");
+	else if (acme_enqueue(d, hostname, fd) < 0)
+		ans = json_pack("{s:b,s:s}", "ok", 0, "message", "out of memory");
+	else {
+		h->busy = true;
+		h->next_attempt = 0;
+		log_msg(LOG_INFO, "event=acme_recheck hostname=%s", hostname);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return ans;
 }
 
 static void scrub_request(json_t *req)
@@ -282,6 +673,20 @@ static void on_ctl(struct ev_loop *loop, ev_io *io, int revents)
 			sync_now(d);
 			ans = json_pack("{s:b}", "ok", 1);
 		}
+	} else if (strcmp(op, "recheck") == 0) {
+		if (!peer.admin) {
+			log_msg(LOG_WARN, "event=ctl_denied op=%s uid=%ld", op, (long)peer.uid);
+			ans = json_pack("{s:b,s:s,s:s}", "ok", 0, "code", "permission-denied",
+			                "message",
+			                "only root or members of the admin group may recheck");
+		} else {
+			ans = acme_recheck(d, json_string_value(json_object_get(req, "hostname")),
+			                   fd);
+			if (!ans) {
+				json_decref(req);
+				return; /* answered by on_acme_done */
+			}
+		}
 	} else {
 		ans = json_pack("{s:b,s:s}", "ok", 0, "message", "unknown op");
 	}
@@ -303,6 +708,67 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	log_msg(LOG_INFO, "event=stopping signal=%s", w->signum == SIGTERM ? "TERM" : "INT");
 	ev_break(loop, EVBREAK_ALL);
+}
+
+/* The ACME series (under d->mu). Hostnames are validated LDH names (or "*."): no label
+ * value escaping is needed; error classes are ACME problem types or our fixed words. */
+static void render_acme(struct daemon *d, FILE *f)
+{
+	static const char *const checks[] = {"delegation", "caa"};
+	const struct snapshot *s = &d->snap;
+
+	fprintf(f, "# HELP certsync_acme_next_renewal_timestamp_seconds When certsync next "
+	           "orders or renews each hostname's certificate, as a Unix time.\n"
+	           "# TYPE certsync_acme_next_renewal_timestamp_seconds gauge\n");
+	for (size_t i = 0; i < d->sched.n; i++) {
+		const struct sched_host *h = &d->sched.v[i];
+		time_t t = h->next_attempt;
+		if (h->cert_serial[0] && h->renew_at > t)
+			t = h->renew_at;
+		fprintf(f, "certsync_acme_next_renewal_timestamp_seconds{hostname=\"%s\"} %lld\n",
+		        h->hostname, (long long)t);
+	}
+	fprintf(f, "# HELP certsync_acme_consecutive_failures Consecutive failed attempts "
+	           "(checks or orders) per hostname.\n"
+	           "# TYPE certsync_acme_consecutive_failures gauge\n");
+	for (size_t i = 0; i < d->sched.n; i++)
+		fprintf(f, "certsync_acme_consecutive_failures{hostname=\"%s\"} %d\n",
+		        d->sched.v[i].hostname,
+		        d->sched.v[i].failures + d->sched.v[i].check_failures);
+	fprintf(f, "# HELP certsync_acme_last_error 1 for the class of each hostname's last "
+	           "error (absent after a success).\n"
+	           "# TYPE certsync_acme_last_error gauge\n");
+	for (size_t i = 0; i < d->sched.n; i++)
+		if (d->sched.v[i].last_error_class[0])
+			fprintf(f, "certsync_acme_last_error{hostname=\"%s\",class=\"%s\"} 1\n",
+			        d->sched.v[i].hostname, d->sched.v[i].last_error_class);
+	fprintf(f, "# HELP certsync_dns_check_ok 1 when the last pre-order check passed.\n"
+	           "# TYPE certsync_dns_check_ok gauge\n");
+	for (size_t i = 0; i < d->sched.n; i++) {
+		const struct sched_host *h = &d->sched.v[i];
+		const struct sched_check *c[2] = {&h->delegation, &h->caa};
+		for (size_t k = 0; k < 2; k++)
+			if (c[k]->state[0])
+				fprintf(f,
+				        "certsync_dns_check_ok{hostname=\"%s\",check=\"%s\"} %d\n",
+				        h->hostname, checks[k],
+				        strcmp(c[k]->state, "ok") == 0 ||
+				            strcmp(c[k]->state, "allowed") == 0);
+	}
+	fprintf(f,
+	        "# HELP certsync_acme_orders_total ACME orders (new or resumed), by result.\n"
+	        "# TYPE certsync_acme_orders_total counter\n"
+	        "certsync_acme_orders_total{result=\"valid\"} %llu\n"
+	        "certsync_acme_orders_total{result=\"invalid\"} %llu\n"
+	        "certsync_acme_orders_total{result=\"error\"} %llu\n",
+	        (unsigned long long)s->orders_valid, (unsigned long long)s->orders_invalid,
+	        (unsigned long long)s->orders_error);
+	fprintf(f,
+	        "# HELP certsync_dns_updates_total RFC 2136 updates of the validation zone, by "
+	        "result.\n# TYPE certsync_dns_updates_total counter\n"
+	        "certsync_dns_updates_total{result=\"ok\"} %llu\n"
+	        "certsync_dns_updates_total{result=\"error\"} %llu\n",
+	        (unsigned long long)s->dns_updates_ok, (unsigned long long)s->dns_updates_err);
 }
 
 static char *render(void *arg, size_t *len)
@@ -370,6 +836,8 @@ static char *render(void *arg, size_t *len)
 	        "applied.\n# TYPE certsync_last_sync_timestamp_seconds gauge\n"
 	        "certsync_last_sync_timestamp_seconds %lld\n",
 	        (long long)s->last_sync);
+	if (d->acme_enabled)
+		render_acme(d, f);
 	pthread_mutex_unlock(&d->mu);
 	if (fclose(f) != 0) {
 		free(buf);
@@ -443,6 +911,32 @@ int cmd_run(const char *config_path, int argc, char **argv)
 		}
 	}
 	d.loop = ev_default_loop(0);
+	pthread_mutex_init(&d.qmu, NULL);
+	pthread_cond_init(&d.qcv, NULL);
+	for (size_t e = 0; e < d.o.cfg->n_envs; e++)
+		if (d.o.cfg->envs[e].auto_certificates)
+			d.acme_enabled = d.o.cfg->acme.present && d.o.cfg->dns.present;
+	if (d.acme_enabled) {
+		char dir[4096];
+		issue_acme_dir(d.o.cfg->state_dir, dir, sizeof(dir));
+		sched_path(d.o.cfg->state_dir, d.sched_path, sizeof(d.sched_path));
+		if (afile_mkdirs(dir, 0700) < 0 ||
+		    sched_load(d.sched_path, &d.sched, err, sizeof(err)) < 0) {
+			fprintf(stderr, "certsync: ACME state: %s\n",
+			        errno ? strerror(errno) : err);
+			goto out;
+		}
+		/* libcurl's global state, before the worker thread exists (acme.h). */
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		ev_async_init(&d.acme_done, on_acme_done);
+		d.acme_done.data = &d;
+		ev_async_start(d.loop, &d.acme_done);
+		if (pthread_create(&d.worker, NULL, acme_worker, &d) != 0) {
+			fprintf(stderr, "certsync: cannot start the ACME worker\n");
+			goto out;
+		}
+		d.worker_started = true;
+	}
 	ev_io_init(&d.ctl_io, on_ctl, d.ctl_fd, EV_READ);
 	ev_timer_init(&d.tick, on_tick, TICK_SECONDS, TICK_SECONDS);
 	ev_timer_init(&d.retry, on_retry, 0., 0.);
@@ -465,6 +959,27 @@ int cmd_run(const char *config_path, int argc, char **argv)
 	ev_run(d.loop, 0);
 	ret = 0;
 out:
+	if (d.worker_started) {
+		bool busy;
+		pthread_mutex_lock(&d.qmu);
+		d.stopping = true;
+		busy = d.worker_busy;
+		pthread_cond_broadcast(&d.qcv);
+		pthread_mutex_unlock(&d.qmu);
+		/* An attempt in progress may block for minutes: its order is on disk and is
+		 * resumed at the next start, so do not wait for it. */
+		if (busy)
+			pthread_detach(d.worker);
+		else
+			pthread_join(d.worker, NULL);
+		while (d.todo) {
+			struct acme_job *j = d.todo;
+			d.todo = j->next;
+			if (j->ctl_fd >= 0)
+				close(j->ctl_fd);
+			job_free(j);
+		}
+	}
 	promhttp_stop(prom);
 	if (d.ctl_fd >= 0) {
 		char path[4096];
@@ -476,6 +991,7 @@ out:
 	for (size_t i = 0; i < d.snap.n_hosts; i++)
 		free(d.snap.hosts[i].hostname);
 	free(d.snap.hosts);
+	sched_free(&d.sched);
 	pthread_mutex_unlock(&d.mu);
 	free(d.fingerprint);
 	if (d.lock_fd >= 0)

@@ -99,6 +99,11 @@ static int cmd_upload_w(const struct cmd_ctx *ctx, int argc, char **argv)
 	return cmd_upload(ctx->config_path, argc, argv);
 }
 
+static int cmd_recheck_w(const struct cmd_ctx *ctx, int argc, char **argv)
+{
+	return cmd_recheck(ctx->config_path, argc, argv);
+}
+
 static int cmd_csr_w(const struct cmd_ctx *ctx, int argc, char **argv)
 {
 	(void)ctx;
@@ -115,7 +120,7 @@ static const struct command commands[] = {
     {"compile", cmd_compile_w, "-c FILE compile               write policy.pb, crt-lists and maps"},
     {"run", cmd_run_w, "-c FILE run                   the daemon, in the foreground"},
     {"status", cmd_status_w, "-c FILE status [--json]       per-hostname certificate state"},
-    {"recheck", NULL, "-c FILE recheck HOST          re-run the checks, issue now"},
+    {"recheck", cmd_recheck_w, "-c FILE recheck HOST          re-run the checks, issue now"},
     {"upload", cmd_upload_w, "-c FILE upload --cert F --chain F --key F [--network N]"},
     {"csr", cmd_csr_w, "csr --host H [--host H ...] [--key-type T] --key-out F --csr-out F"},
 };

@@ -257,8 +257,20 @@ static void rfc3339(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+static json_t *check_json(bool is_auto, const struct sched_host *sh, const struct sched_check *c)
+{
+	if (!is_auto)
+		return json_pack("{s:s}", "state", "not-applicable");
+	if (!sh || !c->state[0])
+		return json_pack("{s:s}", "state", "not-checked");
+	if (strcmp(c->state, "ok") == 0 || strcmp(c->state, "allowed") == 0)
+		return json_pack("{s:s}", "state", c->state);
+	return json_pack("{s:s,s:s,s:s}", "state", c->state, "record", c->record, "message",
+	                 c->message);
+}
+
 json_t *ops_status(const struct ops *o, const struct compile_result *r, const int *served,
-                   time_t now, size_t *problems)
+                   const struct sched_state *acme, time_t now, size_t *problems)
 {
 	json_t *arr = json_array();
 
@@ -296,14 +308,36 @@ json_t *ops_status(const struct ops *o, const struct compile_result *r, const in
 			    "it)";
 		if (!problem && served && served[i] < 0)
 			problem = "HAProxy's runtime API does not answer";
-		item =
-		    json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:n,s:s?}", "hostname", h->hostname,
-		              "environment", h->env->name, "mode",
-		              cs_validation_name(h->env->mtls.validation), "policy", h->policy,
-		              "certificate", cert, "haproxy", hap, "delegation",
-		              h->env->auto_certificates ? "not-checked" : "not-applicable", "caa",
-		              h->env->auto_certificates ? "not-checked" : "not-applicable",
-		              "next_renewal", "last_error", problem);
+		{
+			bool is_auto = h->env->auto_certificates;
+			const struct sched_host *sh =
+			    is_auto && acme ? sched_host_find(acme, h->hostname) : NULL;
+			json_t *next = json_null();
+			/* An ACME error says more than "no certificate". */
+			if (sh && sh->last_error[0])
+				problem = sh->last_error;
+			if (is_auto) {
+				time_t t = sh ? sh->next_attempt : 0;
+				if (sh && h->cert && h->cert->source == STORE_ACME &&
+				    sh->renew_at > t)
+					t = sh->renew_at;
+				if (t < now)
+					t = now;
+				rfc3339(t, when, sizeof(when));
+				next = json_string(when);
+			}
+			item =
+			    json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:o,s:o,s:o,s:s?}", "hostname",
+			              h->hostname, "environment", h->env->name, "mode",
+			              cs_validation_name(h->env->mtls.validation), "policy",
+			              h->policy, "certificate", cert, "haproxy", hap, "delegation",
+			              check_json(is_auto, sh, sh ? &sh->delegation : NULL), "caa",
+			              check_json(is_auto, sh, sh ? &sh->caa : NULL), "next_renewal",
+			              next, "last_error", problem);
+			if (sh && sh->last_error_class[0])
+				json_object_set_new(item, "last_error_class",
+				                    json_string(sh->last_error_class));
+		}
 		json_array_append_new(arr, item);
 		if (problem)
 			(*problems)++;

@@ -16,6 +16,7 @@
 #include "compile.h"
 #include "config.h"
 #include "hapi.h"
+#include "schedule.h"
 #include "store.h"
 
 struct ops {
@@ -49,9 +50,12 @@ X509_STORE *ops_upload_trust(const struct cs_config *cfg, char *err, size_t errl
 
 /* Every hostname's state (DESIGN §4.2 status --json), from a compile result and, for each
  * hostname, whether HAProxy serves its line (served[i]: 1, 0, or -1 unreachable; NULL
- * when not asked). *problems counts hostnames not served a valid certificate. */
+ * when not asked). *problems counts hostnames not served a valid certificate. acme (may be
+ * NULL) is the daemon's ACME state (<state_dir>/acme/state.json): for hostnames of
+ * environments with auto_certificates it gives delegation and caa ({"state", and when not
+ * OK "record" — the exact record to add — and "message"}), next_renewal and last_error. */
 json_t *ops_status(const struct ops *o, const struct compile_result *r, const int *served,
-                   time_t now, size_t *problems);
+                   const struct sched_state *acme, time_t now, size_t *problems);
 
 /* For each host of r, whether HAProxy serves its crt-list line: fills served[n_hosts]. */
 void ops_served(const struct ops *o, const struct compile_result *r, int *served);
