@@ -30,6 +30,8 @@
 #include "afile.h"
 #include "cmds.h"
 #include "ctl.h"
+#include "delegation.h"
+#include "dnsupdate.h"
 #include "issue.h"
 #include "log.h"
 #include "ops.h"
@@ -284,10 +286,66 @@ static void job_free(struct acme_job *j)
 	free(j);
 }
 
+/* At start, before any order: TXT records a killed attempt left at our delegation targets
+ * are deleted (DESIGN §4.3). An order resumed afterwards publishes its values again. */
+static void sweep_stale_txt(const char *config_path)
+{
+	struct cs_diags dg;
+	struct cs_config *cfg = NULL;
+	struct dnsupdate *u = NULL;
+	struct dnsupdate_txt *found = NULL;
+	const char **names = NULL;
+	size_t n = 0, nfound = 0;
+	char err[512];
+
+	cs_diags_init(&dg);
+	if (cs_config_load(config_path, &cfg, &dg) != 0 || !cfg->dns.present)
+		goto out;
+	names = calloc(cfg->n_hostnames + 1, sizeof(*names));
+	for (size_t e = 0; names && e < cfg->n_envs; e++) {
+		if (!cfg->envs[e].auto_certificates)
+			continue;
+		for (size_t h = 0; h < cfg->envs[e].n_hostnames; h++) {
+			char t[300];
+			bool dup = false;
+			if (delegation_target(cfg->envs[e].hostnames[h], cfg->dns.layout,
+			                      cfg->dns.validation_domain, t, sizeof(t)) < 0)
+				continue;
+			for (size_t k = 0; k < n && !dup; k++)
+				dup = strcmp(names[k], t) == 0;
+			if (!dup && (names[n] = strdup(t)) != NULL)
+				n++;
+		}
+	}
+	if (n == 0)
+		goto out;
+	if (dnsupdate_open(&cfg->dns, 5000, &u, err, sizeof(err)) < 0 ||
+	    dnsupdate_sweep(u, names, n, &found, &nfound, err, sizeof(err)) < 0) {
+		log_msg(LOG_WARN, "event=txt_sweep_failed error=\"%s\"", err);
+		goto out;
+	}
+	for (size_t i = 0; i < nfound; i++) {
+		if (dnsupdate_delete_txt(u, found[i].name, found[i].value, err, sizeof(err)) == 0)
+			log_msg(LOG_INFO, "event=txt_swept name=%s", found[i].name);
+		else
+			log_msg(LOG_WARN, "event=txt_sweep_failed name=%s error=\"%s\"",
+			        found[i].name, err);
+	}
+out:
+	dnsupdate_txt_free(found, nfound);
+	dnsupdate_close(u);
+	for (size_t k = 0; k < n; k++)
+		free((char *)names[k]);
+	free(names);
+	cs_config_free(cfg);
+	cs_diags_free(&dg);
+}
+
 static void *acme_worker(void *arg)
 {
 	struct daemon *d = arg;
 
+	sweep_stale_txt(d->config_path);
 	for (;;) {
 		struct acme_job *j;
 		struct cs_diags dg;

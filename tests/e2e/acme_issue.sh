@@ -261,8 +261,16 @@ assert_contains "the order for b.customer.test was created" "$(cat "$E2E_TMP/cer
 ls "$MAIN/state/acme/orders/" >"$E2E_TMP/orders.ls" 2>&1
 assert_contains "the order in flight is on disk" "$(cat "$E2E_TMP/orders.ls")" "b.customer.test.json"
 assert_eq "its key is 0600" 600 "$(stat -c %a "$MAIN/state/acme/orders/b.customer.test.key" 2>/dev/null)"
+# A stale TXT value at a delegation target (as a killed attempt can leave): swept at start.
+T_B=$(target b.customer.test)
+printf 'update add %s. 60 TXT "stale-value-from-a-killed-attempt"\n' "$T_B" | dns_nsupdate
+assert_contains "a stale TXT value planted at $T_B" "$(dns_auth "$T_B" TXT)" "stale-value"
 start_cs "$MAIN" certsync3
 S_B=$(wait_issued b.customer.test 30)
+assert_contains "the restarted daemon swept the stale value" "$(cat "$E2E_TMP/certsync3.log")" \
+	"event=txt_swept name=$T_B"
+assert_not_contains "the stale value is gone from the validation zone" "$(dns_auth "$T_B" TXT)" \
+	"stale-value"
 assert_ne "b.customer.test served after the restart" "$default_serial" "${S_B:-none}"
 assert_contains "the restarted daemon resumed the order" "$(cat "$E2E_TMP/certsync3.log")" \
 	"acme_order_resumed hostname=b.customer.test"
