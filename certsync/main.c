@@ -32,8 +32,7 @@ struct cmd_ctx {
 
 struct command {
 	const char *name;
-	/* argv[0] is the command's name, followed by its own arguments. NULL: not
-	 * available yet. */
+	/* argv[0] is the command's name, followed by its own arguments. */
 	int (*run)(const struct cmd_ctx *ctx, int argc, char **argv);
 	const char *synopsis;
 };
@@ -134,8 +133,7 @@ static void usage(FILE *f)
 	           "The edgetls control plane: configuration, certificates, HAProxy.\n"
 	           "\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  certsync %s%s\n", commands[i].synopsis,
-		        commands[i].run ? "" : " (not available yet)");
+		fprintf(f, "  certsync %s\n", commands[i].synopsis);
 	fprintf(f, "\n"
 	           "  -c, --config FILE   the configuration (default " DEFAULT_CONFIG ")\n"
 	           "  -h, --help          this text\n"
@@ -183,11 +181,6 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < NCOMMANDS; i++) {
 		if (strcmp(commands[i].name, argv[optind]) != 0)
 			continue;
-		if (!commands[i].run) {
-			fprintf(stderr, "certsync: command %s is not available yet\n",
-			        commands[i].name);
-			return 2;
-		}
 		/* One-shot commands print their results; their log lines are for problems. */
 		if (strcmp(commands[i].name, "run") != 0)
 			log_set_level(LOG_WARN);
