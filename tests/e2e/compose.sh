@@ -14,12 +14,14 @@
 #       deploy/compose/ports.env (and an override reaches every use); in the shared
 #       network namespace no two listeners share a port; each published port has a
 #       listener on a non-loopback address; each client (HAProxy's servers, certsync's
-#       resolver/update/ACME directory, Pebble's -dnsserver, unbound's stubs) points at
-#       the port of the listener it needs
+#       resolver/update/ACME directory, Pebble's -dnsserver, both unbounds' stubs) points
+#       at the port of the listener it needs; Pebble's resolver is not certsync's and
+#       caches nothing
 #   (e) `haproxy -c` on the haproxy.cfg the compose setup renders, with the container
 #       paths pointing at the temp copies (and proof that it is that file: the container
 #       rendering, paths mapped, is byte-identical); knotc conf-check / zone-check and
-#       unbound-checkconf on the lab configurations, likewise mapped
+#       unbound-checkconf on the lab configurations init renders (knot.conf,
+#       unbound.conf, unbound-pebble.conf; pebble-config.json parsed), likewise proven
 #
 # Usage: BUILD=build bash tests/e2e/compose.sh     (certsync at $BUILD/bin/certsync)
 
@@ -52,14 +54,15 @@ assert_eq "docker-compose config -q exit status" 0 "$?"
 [ -z "$out" ] || log "$out"
 timeout 60 docker-compose -f "$COMPOSE" config >"$E2E_TMP/config.yml" 2>"$E2E_TMP/config.log" ||
 	die "docker-compose config failed: $(cat "$E2E_TMP/config.log")"
-DEMO_HTTPS_PORT=9443 DEMO_AGENT_PORT=29345 timeout 60 docker-compose -f "$COMPOSE" config \
+DEMO_HTTPS_PORT=9443 DEMO_AGENT_PORT=29345 DEMO_PEBBLE_DNS_PORT=25302 DEMO_KNOT_PORT=25300 \
+	timeout 60 docker-compose -f "$COMPOSE" config \
 	>"$E2E_TMP/config-override.yml" 2>>"$E2E_TMP/config.log" || die "docker-compose config with overrides failed"
 
 # --- prepare the volumes as the init service would ---------------------------------------
 # Each named volume is a temp directory; prepare.sh runs with init's environment, the
 # container paths replaced by those directories.
 V=$E2E_TMP/vol
-mkdir -p "$V/etc" "$V/state" "$V/haproxy-run" "$V/knot"
+mkdir -p "$V/etc" "$V/state" "$V/haproxy-run" "$V/knot" "$V/unbound"
 init_env=$("$PY" - "$E2E_TMP/config.yml" <<'PY'
 import sys, yaml, shlex
 c = yaml.safe_load(open(sys.argv[1]))
@@ -80,27 +83,36 @@ printf '%s\n' "$init_env" >"$E2E_TMP/init.env"
 	# Container paths as the compose file sets them, then mapped: the mapping table of
 	# the python check below says the same.
 	EDGETLS_CONF_DIR=$V/etc EDGETLS_STATE_DIR=$V/state EDGETLS_PKI_DIR=$V/etc/pki \
-		EDGETLS_ADMIN_SOCK=$V/haproxy-run/admin.sock \
+		EDGETLS_ADMIN_SOCK=$V/haproxy-run/admin.sock EDGETLS_KNOT_DIR=$V/knot \
+		EDGETLS_UNBOUND_DIR=$V/unbound \
 		timeout 120 sh deploy/compose/prepare.sh
 ) >"$E2E_TMP/prepare.log" 2>&1
 assert_eq "deploy/compose/prepare.sh with init's environment (temp volumes)" 0 "$?"
-# The same rendering with the container paths, for the byte comparison in (e).
-(
-	set -a
-	# shellcheck disable=SC1091
-	. "$E2E_TMP/init.env"
-	set +a
-	EDGETLS_SPOE_CONF=$EDGETLS_CONF_DIR/spoe-mtls.conf sh deploy/compose/render.sh haproxy-cfg
-) >"$E2E_TMP/container-haproxy.cfg" 2>>"$E2E_TMP/prepare.log"
+# The same renderings with the container paths (render.sh is mounted at
+# /opt/edgetls/deploy/compose in init), for the path checks and the byte comparisons.
+C=$E2E_TMP/container
+mkdir -p "$C"
+LAB_FILES="knot.conf:knot-conf unbound.conf:unbound-conf unbound-pebble.conf:unbound-pebble-conf
+pebble-config.json:pebble-config"
+for f in haproxy.cfg:haproxy-cfg $LAB_FILES; do
+	(
+		set -a
+		# shellcheck disable=SC1091
+		. "$E2E_TMP/init.env"
+		set +a
+		EDGETLS_SPOE_CONF=$EDGETLS_CONF_DIR/spoe-mtls.conf EDGETLS_ZONE_DIR=/opt/edgetls/deploy/compose \
+			sh deploy/compose/render.sh "${f#*:}"
+	) >"$C/${f%%:*}" 2>>"$E2E_TMP/prepare.log" || die "render.sh ${f#*:} with init's environment failed"
+done
 
 # --- (b) (c) (d) -------------------------------------------------------------------------
 section "(b) stages and programs, (c) files and volumes, (d) ports"
 "$PY" - "$E2E_TMP/config.yml" "$E2E_TMP/config-override.yml" "$DOCKERFILE" \
-	"$E2E_ROOT/deploy/compose/ports.env" "$V" "$E2E_ROOT" >"$E2E_TMP/checks.tsv" \
+	"$E2E_ROOT/deploy/compose/ports.env" "$V" "$E2E_ROOT" "$C" >"$E2E_TMP/checks.tsv" \
 	2>"$E2E_TMP/checks.log" <<'PY'
 import os, re, shutil, subprocess, sys, yaml, json
 
-cfg_path, over_path, dockerfile, ports_env, V, root = sys.argv[1:7]
+cfg_path, over_path, dockerfile, ports_env, V, root, C = sys.argv[1:8]
 cfg = yaml.safe_load(open(cfg_path))
 over = yaml.safe_load(open(over_path))
 svcs = cfg["services"]
@@ -228,15 +240,28 @@ for name, s in sorted(svcs.items()):
             check(f"{name}: healthcheck path {p} is on a shared volume", "yes",
                   "yes" if hp and os.path.isdir(os.path.dirname(hp)) else "no")
 
+# The lab configuration each service runs: the path its command names ("-c", "-config"),
+# read as init renders it with the container paths ($C, proven identical in (e)).
+LAB = {}
+def lab_conf(service, opt):
+    if service in LAB:
+        return LAB[service]
+    cmd = svcs[service]["command"]
+    p = argval(cmd, opt)
+    check(f"{service}: runs the configuration init renders into /etc/edgetls", "yes",
+          "yes" if p and p.startswith("/etc/edgetls/") and os.path.exists(os.path.join(C, os.path.basename(p))) else f"no ({p})")
+    LAB[service] = open(os.path.join(C, os.path.basename(p))).read()
+    return LAB[service]
+
+def argval(cmd, opt):
+    return cmd[cmd.index(opt) + 1] if opt in cmd else None
+
 # Files the lab configurations name, through the mounts of the service that reads them.
-def conf_paths(service, conf_container_path, regexes):
+def conf_paths(service, opt, regexes):
     s = svcs[service]
-    hp = host_path(s, conf_container_path)
-    if not hp or not os.path.exists(hp):
-        return
-    text = open(hp).read()
+    text = lab_conf(service, opt)
     for rx in regexes:
-        for p in re.findall(rx, text):
+        for p in sorted(set(re.findall(rx, text))):
             if "%s" in p:
                 zones = re.findall(r"-\s*domain:\s*(\S+)", text)
                 for z in zones:
@@ -245,10 +270,15 @@ def conf_paths(service, conf_container_path, regexes):
                     check(f"{service}: zone file {zp} exists", "yes", "yes" if hz and os.path.exists(hz) else "no")
                 continue
             hq = host_path(s, p)
-            check(f"{service}: {os.path.basename(conf_container_path)} names {p}, which exists", "yes",
+            check(f"{service}: {os.path.basename(argval(s['command'], opt))} names {p}, which exists", "yes",
                   "yes" if hq and os.path.exists(hq) else f"no ({hq})")
-conf_paths("knot", "/opt/edgetls/deploy/compose/knot.conf", [r"include:\s*(\S+)", r'file:\s*"([^"]+)"', r'storage:\s*"([^"]+)"'])
-conf_paths("pebble", "/opt/edgetls/deploy/compose/pebble-config.json", [r'"(?:certificate|privateKey)":\s*"([^"]+)"'])
+conf_paths("knot", "-c", [r"include:\s*(\S+)", r'file:\s*"([^"]+)"', r'storage:\s*"([^"]+)"', r'rundir:\s*"([^"]+)"'])
+conf_paths("pebble", "-config", [r'"(?:certificate|privateKey)":\s*"([^"]+)"'])
+for name in ("unbound", "unbound-pebble"):
+    d = re.search(r'directory:\s*"([^"]+)"', lab_conf(name, "-c")).group(1)
+    tgt = (svcs[name].get("build") or {}).get("target")
+    check(f"{name}: its directory {d} is made by stage {tgt}", "yes",
+          "yes" if re.search(r"mkdir -p\s+" + re.escape(d) + r"\b", stages.get(tgt, {}).get("text", "")) else "no")
 
 # ---- (d) ports
 defaults = {}
@@ -264,6 +294,10 @@ oenv = over["services"]["init"]["environment"]
 check("override DEMO_HTTPS_PORT reaches init's environment", "9443", str(oenv.get("DEMO_HTTPS_PORT")))
 ocmd = " ".join(over["services"]["spoa-mtls"]["command"])
 check("override DEMO_AGENT_PORT reaches the agent's --listen", "yes", "yes" if "127.0.0.1:29345" in ocmd else ocmd)
+ocmd = " ".join(over["services"]["pebble"]["command"])
+check("override DEMO_PEBBLE_DNS_PORT reaches Pebble's -dnsserver", "yes", "yes" if "127.0.0.1:25302" in ocmd else ocmd)
+# the lab files are rendered by init from its environment (render.sh): the override gets there
+check("override DEMO_KNOT_PORT reaches init's environment", "25300", str(oenv.get("DEMO_KNOT_PORT")))
 opub = json.dumps(over["services"]["haproxy"].get("ports"))
 check("override DEMO_HTTPS_PORT reaches the published port", "yes", "yes" if "9443" in opub else opub)
 
@@ -275,8 +309,6 @@ def add(addr, port, who, proto="tcp"):
 hcfg = open(os.path.join(etc, "haproxy.cfg")).read()
 for m in re.finditer(r"^\s*bind\s+(\S*):(\d+)\s", hcfg, re.M):
     add(m.group(1) or "0.0.0.0", m.group(2), "haproxy bind")
-def argval(cmd, opt):
-    return cmd[cmd.index(opt) + 1] if opt in cmd else None
 acmd = svcs["spoa-mtls"]["command"]
 for opt in ("--listen", "--metrics"):
     a = argval(acmd, opt)
@@ -286,14 +318,17 @@ add("127.0.0.1", svcs["origin"]["command"][-1], "origin")
 ccfg = open(os.path.join(etc, "certsync.conf")).read()
 m = re.search(r'metrics_listen\s*=\s*"([^"]*):(\d+)"', ccfg)
 add(m.group(1), m.group(2), "certsync metrics_listen")
-kconf = open(os.path.join(root, "deploy/compose/knot.conf")).read()
+kconf = lab_conf("knot", "-c")
 m = re.search(r"listen:\s*([\d.]+)@(\d+)", kconf)
 add(m.group(1), m.group(2), "knot", "udp+tcp")
-uconf = open(os.path.join(root, "deploy/compose/unbound.conf")).read()
-m = re.search(r"interface:\s*([\d.]+)@(\d+)", uconf)
-add(m.group(1), m.group(2), "unbound", "udp+tcp")
-check("unbound.conf: port = interface port", m.group(2), re.search(r"^\s*port:\s*(\d+)", uconf, re.M).group(1))
-pconf = json.load(open(os.path.join(root, "deploy/compose/pebble-config.json")))["pebble"]
+uconfs = {}
+for name in ("unbound", "unbound-pebble"):
+    uconf = uconfs[name] = lab_conf(name, "-c")
+    m = re.search(r"interface:\s*([\d.]+)@(\d+)", uconf)
+    add(m.group(1), m.group(2), name, "udp+tcp")
+    check(f"{name}: port = interface port", m.group(2), re.search(r"^\s*port:\s*(\d+)", uconf, re.M).group(1))
+uconf = uconfs["unbound"]
+pconf = json.loads(lab_conf("pebble", "-config"))["pebble"]
 for k in ("listenAddress", "managementListenAddress"):
     h, p = pconf[k].rsplit(":", 1)
     add(h, p, f"pebble {k}")
@@ -350,13 +385,24 @@ if "acme:" in ccfg:
     check("knot-tsig.conf holds certsync's tsig.secret", "yes",
           "yes" if ts and ts in open(os.path.join(etc, "pki/knot-tsig.conf")).read() else "no")
 pcmd = svcs["pebble"]["command"]
-check("pebble -dnsserver -> unbound", str(port_of("unbound")), argval(pcmd, "-dnsserver").rsplit(":", 1)[1])
-stubs = set(re.findall(r"stub-addr:\s*[\d.]+@(\d+)", uconf))
-check("unbound stub-addr -> knot", str(port_of("knot")), ",".join(sorted(stubs)))
+# Pebble's own resolver: a cache shared with certsync would serve Pebble the NXDOMAIN of
+# certsync's delegation check (tests/e2e/acme_issue.sh).
+check("pebble -dnsserver -> unbound-pebble", str(port_of("unbound-pebble")), argval(pcmd, "-dnsserver").rsplit(":", 1)[1])
+if "acme:" in ccfg:
+    check("certsync's resolver is not Pebble's", "different",
+          "different" if cs(r'resolver\s*=\s*"[^"]*:(\d+)"') != str(port_of("unbound-pebble")) else "the same")
+pu = uconfs["unbound-pebble"]
+for k in ("cache-max-ttl", "cache-max-negative-ttl"):
+    m = re.search(r"^\s*" + k + r":\s*(\d+)", pu, re.M)
+    check(f"unbound-pebble caches nothing: {k}", "0", m.group(1) if m else "unset")
 kzones = set(z.rstrip(".") for z in re.findall(r"-\s*domain:\s*(\S+)", kconf))
-uzones = set(z.rstrip(".") for z in re.findall(r'name:\s*"([^"]+)"', uconf))
-check("unbound stub zones = knot zones", ",".join(sorted(kzones)), ",".join(sorted(uzones)))
+for name, u in sorted(uconfs.items()):
+    stubs = set(re.findall(r"stub-addr:\s*[\d.]+@(\d+)", u))
+    check(f"{name} stub-addr -> knot", str(port_of("knot")), ",".join(sorted(stubs)))
+    uzones = set(z.rstrip(".") for z in re.findall(r'name:\s*"([^"]+)"', u))
+    check(f"{name} stub zones = knot zones", ",".join(sorted(kzones)), ",".join(sorted(uzones)))
 for k, who in (("DEMO_KNOT_PORT", "knot"), ("DEMO_UNBOUND_PORT", "unbound"),
+               ("DEMO_PEBBLE_DNS_PORT", "unbound-pebble"),
                ("DEMO_PEBBLE_PORT", "pebble listenAddress"), ("DEMO_PEBBLE_MGMT_PORT", "pebble managementListenAddress")):
     check(f"ports.env {k} = the port in the lab configuration", defaults.get(k), str(port_of(who)))
 PY
@@ -375,8 +421,11 @@ map_paths() {
 		-e "s#/opt/edgetls/deploy/compose#$E2E_ROOT/deploy/compose#g" \
 		-e "s#/var/lib/unbound#$V/unbound#g" "$1"
 }
-assert_eq "the rendered haproxy.cfg is the compose one with the paths mapped" \
-	"$(map_paths "$E2E_TMP/container-haproxy.cfg" | sha256sum)" "$(sha256sum <"$V/etc/haproxy.cfg")"
+for f in haproxy.cfg $LAB_FILES; do
+	f=${f%%:*}
+	assert_eq "the rendered $f is the compose one with the paths mapped" \
+		"$(map_paths "$C/$f" | sha256sum)" "$(sha256sum <"$V/etc/$f" 2>/dev/null)"
+done
 out=$(timeout 30 "$HAPROXY" -c -f "$V/etc/haproxy.cfg" 2>&1)
 assert_eq "haproxy -c on the compose haproxy.cfg" 0 "$?"
 assert_not_contains "haproxy -c: no warning" "$out" "WARNING"
@@ -384,21 +433,20 @@ assert_contains "the compose haproxy.cfg binds 0.0.0.0 (published port)" \
 	"$(grep -E '^[[:space:]]*bind ' "$V/etc/haproxy.cfg")" "bind 0.0.0.0:8443 "
 
 if command -v knotc >/dev/null; then
-	map_paths deploy/compose/knot.conf >"$E2E_TMP/knot.conf"
-	assert_ok "knotc conf-check on deploy/compose/knot.conf" timeout 30 knotc -c "$E2E_TMP/knot.conf" conf-check
-	for z in validation.test customer1.test customer2.test; do
-		assert_ok "knotc zone-check $z" timeout 30 knotc -c "$E2E_TMP/knot.conf" zone-check "$z"
+	assert_ok "knotc conf-check on the rendered knot.conf" timeout 30 knotc -c "$V/etc/knot.conf" conf-check
+	for z in $(sed -n 's/^[[:space:]]*-[[:space:]]*domain:[[:space:]]*\([^[:space:]]*\).*/\1/p' "$V/etc/knot.conf"); do
+		assert_ok "knotc zone-check $z" timeout 30 knotc -c "$V/etc/knot.conf" zone-check "$z"
 	done
 else
 	log "skip: knotc not installed"
 fi
 if command -v unbound-checkconf >/dev/null; then
-	mkdir -p "$V/unbound"
-	map_paths deploy/compose/unbound.conf >"$E2E_TMP/unbound.conf"
-	assert_ok "unbound-checkconf on deploy/compose/unbound.conf" timeout 30 unbound-checkconf "$E2E_TMP/unbound.conf"
+	for f in unbound.conf unbound-pebble.conf; do
+		assert_ok "unbound-checkconf on the rendered $f" timeout 30 unbound-checkconf "$V/etc/$f"
+	done
 else
 	log "skip: unbound-checkconf not installed"
 fi
-assert_ok "pebble-config.json is JSON" python3 -m json.tool deploy/compose/pebble-config.json
+assert_ok "the rendered pebble-config.json is JSON" python3 -m json.tool "$V/etc/pebble-config.json"
 
 e2e_finish
