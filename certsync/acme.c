@@ -1406,33 +1406,30 @@ int acme_authz_poll(struct acme_client *c, const char *url, time_t deadline, str
 	}
 }
 
-int acme_challenge_respond(struct acme_client *c, const char *challenge_url)
+/* POSTs payload to url when only success matters, not the answer. */
+static int post_only(struct acme_client *c, const char *url, const char *payload)
 {
 	struct resp r = {0};
 	int rc;
 
 	if ((rc = acme_directory_fetch(c)) < 0)
 		return rc;
-	/* RFC 8555 §7.5.1: the payload is the empty object (Pebble -strict wants exactly {}). */
-	rc = post(c, challenge_url, "{}", false, NULL, &r);
+	rc = post(c, url, payload, false, NULL, &r);
 	if (rc == 0)
 		clear_error(c);
 	resp_free(&r);
 	return rc;
 }
 
+int acme_challenge_respond(struct acme_client *c, const char *challenge_url)
+{
+	/* RFC 8555 §7.5.1: the payload is the empty object (Pebble -strict wants exactly {}). */
+	return post_only(c, challenge_url, "{}");
+}
+
 int acme_authz_deactivate(struct acme_client *c, const char *url)
 {
-	struct resp r = {0};
-	int rc;
-
-	if ((rc = acme_directory_fetch(c)) < 0)
-		return rc;
-	rc = post(c, url, "{\"status\":\"deactivated\"}", false, NULL, &r);
-	if (rc == 0)
-		clear_error(c);
-	resp_free(&r);
-	return rc;
+	return post_only(c, url, "{\"status\":\"deactivated\"}");
 }
 
 int acme_dns01_value_of(const char *token, const char *thumbprint, char out[ACME_TXT_LEN])
