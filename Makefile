@@ -187,6 +187,7 @@ bench: all
 	BUILD=$(BUILD) tests/bench/run.sh
 	BUILD=$(BUILD) tests/bench/certsync.sh
 	BUILD=$(BUILD) tests/bench/mtls.sh
+	BUILD=$(BUILD) tests/bench/acme.sh
 
 format:
 	clang-format -i $(wildcard lib/*.[ch] agent/*.[ch] certsync/*.[ch] tests/*/*.[ch])
