@@ -960,13 +960,23 @@ static void parse_dns(struct ctx *x, const config_setting_t *g)
 
 /* Reads a list of hostnames (normalised, syntax-checked, duplicates within the list
  * reported) into out/lines. Returns the get_strlist result. */
+/* FNV-1a, for the duplicate check of parse_hostnames(). */
+static size_t name_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return (size_t)h;
+}
+
 static int parse_hostnames(struct ctx *x, const config_setting_t *g, const char *key,
                            const char *where, char ***out, int **out_lines, size_t *out_n,
                            const config_setting_t **s)
 {
 	const char **vals = NULL;
 	int *lines = NULL, r;
-	size_t n = 0;
+	size_t n = 0, mask, *seen = NULL;
 	char err[256], norm[CS_HOSTNAME_MAX + 1];
 
 	*out = NULL;
@@ -977,18 +987,28 @@ static int parse_hostnames(struct ctx *x, const config_setting_t *g, const char 
 		return r;
 	*out = xcalloc(x, n, sizeof(char *));
 	*out_lines = xcalloc(x, n, sizeof(int));
-	if (!*out || !*out_lines)
+	/* Duplicates are found through an open-addressing table of indexes into *out (a
+	 * list can hold 10,000 hostnames: no pairwise comparison). */
+	for (mask = 16; mask < 2 * n; mask *= 2)
+		;
+	seen = xcalloc(x, mask, sizeof(*seen));
+	mask--;
+	if (!*out || !*out_lines || !seen)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		size_t j;
+		size_t j = 0, k;
 		if (cs_hostname_normalize(vals[i], norm, err, sizeof(err)) != 0) {
 			cs_diags_add(x->d, CS_ERROR, sfile(x, *s), lines[i],
 			             "%s.%s: invalid hostname: %s", where, key, err);
 			continue;
 		}
-		for (j = 0; j < *out_n; j++)
-			if (strcmp((*out)[j], norm) == 0)
+		for (k = name_hash(norm) & mask; seen[k]; k = (k + 1) & mask)
+			if (strcmp((*out)[seen[k] - 1], norm) == 0)
 				break;
+		if (seen[k])
+			j = seen[k] - 1;
+		else
+			j = *out_n;
 		if (j < *out_n) {
 			cs_diags_add(x->d, CS_ERROR, sfile(x, *s), lines[i],
 			             "%s.%s: \"%s\" is listed twice (also on line %d)", where, key,
@@ -999,8 +1019,10 @@ static int parse_hostnames(struct ctx *x, const config_setting_t *g, const char 
 			break;
 		(*out_lines)[*out_n] = lines[i];
 		(*out_n)++;
+		seen[k] = *out_n;
 	}
 out:
+	free(seen);
 	free(vals);
 	free(lines);
 	return r;

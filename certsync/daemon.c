@@ -98,7 +98,9 @@ struct daemon {
 	pthread_mutex_t qmu; /* the two queues and stopping */
 	pthread_cond_t qcv;
 	struct acme_job *todo, *done;
+	size_t queued; /* jobs in todo: the tick queues at most ACME_QUEUE_MAX */
 	bool stopping, worker_busy;
+	bool sched_dirty; /* state.json is written by the next tick, at most once a second */
 	ev_async acme_done;
 };
 
@@ -345,29 +347,47 @@ static void *acme_worker(void *arg)
 {
 	struct daemon *d = arg;
 
+	struct cs_config *cfg = NULL; /* the worker's own copy: the loop may reload its one */
+	char loaded[256] = "";        /* which version of the file cfg is */
+
 	sweep_stale_txt(d->config_path);
 	for (;;) {
 		struct acme_job *j;
 		struct cs_diags dg;
-		struct cs_config *cfg = NULL;
 		struct issue_request req = {0};
+		char now_stamp[256];
+		struct stat st;
 
 		pthread_mutex_lock(&d->qmu);
 		while (!d->todo && !d->stopping)
 			pthread_cond_wait(&d->qcv, &d->qmu);
 		if (d->stopping) {
 			pthread_mutex_unlock(&d->qmu);
+			cs_config_free(cfg);
 			return NULL;
 		}
 		j = d->todo;
 		d->todo = j->next;
 		j->next = NULL;
+		d->queued--;
 		d->worker_busy = true;
 		pthread_mutex_unlock(&d->qmu);
 
-		/* The worker's own copy of the configuration: the loop may reload its one. */
+		/* Reloaded only when the file changed: a 10,000-hostname configuration takes a
+		 * tenth of a second to load, and there is one job per hostname. */
+		now_stamp[0] = '\0';
+		if (stat(d->config_path, &st) == 0)
+			snprintf(now_stamp, sizeof(now_stamp), "%llu:%lld.%09ld:%lld",
+			         (unsigned long long)st.st_ino, (long long)st.st_mtim.tv_sec,
+			         st.st_mtim.tv_nsec, (long long)st.st_size);
 		cs_diags_init(&dg);
-		if (cs_config_load(d->config_path, &cfg, &dg) != 0) {
+		if (!cfg || strcmp(now_stamp, loaded) != 0) {
+			cs_config_free(cfg);
+			cfg = NULL;
+			if (cs_config_load(d->config_path, &cfg, &dg) == 0)
+				snprintf(loaded, sizeof(loaded), "%s", now_stamp);
+		}
+		if (!cfg) {
 			memset(&j->res, 0, sizeof(j->res));
 			snprintf(j->res.error_class, sizeof(j->res.error_class), "internal");
 			snprintf(j->res.error, sizeof(j->res.error),
@@ -380,7 +400,6 @@ static void *acme_worker(void *arg)
 			j->rc = issue_run(&req, &j->res);
 		}
 		cs_diags_free(&dg);
-		cs_config_free(cfg);
 
 		pthread_mutex_lock(&d->qmu);
 		d->worker_busy = false;
@@ -389,6 +408,7 @@ static void *acme_worker(void *arg)
 			if (j->ctl_fd >= 0)
 				close(j->ctl_fd);
 			job_free(j);
+			cs_config_free(cfg);
 			return NULL;
 		}
 		j->next = d->done;
@@ -442,6 +462,10 @@ static void sched_store(struct daemon *d)
 		log_msg(LOG_ERROR, "event=acme_state_write_failed error=\"%s\"", err);
 }
 
+/* Hostnames due at once are queued a few at a time: the rest wait for the next ticks,
+ * which keeps memory flat however many hostnames are due (10,000 on a first start). */
+#define ACME_QUEUE_MAX 16
+
 static int acme_enqueue(struct daemon *d, const char *hostname, int ctl_fd)
 {
 	struct acme_job *j = calloc(1, sizeof(*j)), **pp;
@@ -461,9 +485,76 @@ static int acme_enqueue(struct daemon *d, const char *hostname, int ctl_fd)
 	for (pp = &d->todo; *pp; pp = &(*pp)->next)
 		;
 	*pp = j;
+	d->queued++;
 	pthread_cond_signal(&d->qcv);
 	pthread_mutex_unlock(&d->qmu);
 	return 0;
+}
+
+static size_t queued(struct daemon *d)
+{
+	size_t n;
+
+	pthread_mutex_lock(&d->qmu);
+	n = d->queued;
+	pthread_mutex_unlock(&d->qmu);
+	return n;
+}
+
+/* The newest valid ACME certificate of every name, built once per tick: looking each
+ * hostname up in the whole store would cost hostnames x certificates. */
+struct cert_index {
+	const char **name;
+	const struct store_cert **cert;
+	size_t mask;
+};
+
+static size_t fnv(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return (size_t)h;
+}
+
+static int cert_index_build(struct cert_index *ix, const struct store *st, time_t now)
+{
+	size_t names = 0, m = 16;
+
+	for (size_t i = 0; i < st->n; i++)
+		names += st->v[i].names.n;
+	while (m < 2 * names)
+		m *= 2;
+	ix->name = calloc(m, sizeof(*ix->name));
+	ix->cert = calloc(m, sizeof(*ix->cert));
+	ix->mask = m - 1;
+	if (!ix->name || !ix->cert)
+		return -1;
+	for (size_t i = 0; i < st->n; i++) {
+		const struct store_cert *c = &st->v[i];
+		if (c->source != STORE_ACME || c->not_after <= now)
+			continue;
+		for (size_t k = 0; k < c->names.n; k++) {
+			size_t h = fnv(c->names.name[k]) & ix->mask;
+			while (ix->name[h] && strcmp(ix->name[h], c->names.name[k]) != 0)
+				h = (h + 1) & ix->mask;
+			if (!ix->name[h] || c->not_after > ix->cert[h]->not_after) {
+				ix->name[h] = c->names.name[k];
+				ix->cert[h] = c;
+			}
+		}
+	}
+	return 0;
+}
+
+static const struct store_cert *cert_index_get(const struct cert_index *ix, const char *host)
+{
+	size_t h = fnv(host) & ix->mask;
+
+	while (ix->name[h] && strcmp(ix->name[h], host) != 0)
+		h = (h + 1) & ix->mask;
+	return ix->name[h] ? ix->cert[h] : NULL;
 }
 
 /* The tick: queue every hostname that is due. */
@@ -472,9 +563,21 @@ static void acme_schedule(struct daemon *d)
 	const struct cs_config *c = d->o.cfg;
 	time_t now = time(NULL);
 	bool changed = false;
+	struct cert_index ix = {0};
+	size_t room;
 
 	if (!d->acme_enabled)
 		return;
+	if (d->sched_dirty) {
+		d->sched_dirty = false;
+		sched_store(d);
+	}
+	room = ACME_QUEUE_MAX - queued(d);
+	if (room == 0 || cert_index_build(&ix, d->o.store, now) < 0) {
+		free(ix.name);
+		free(ix.cert);
+		return;
+	}
 	pthread_mutex_lock(&d->mu);
 	for (size_t e = 0; e < c->n_envs; e++) {
 		for (size_t i = 0; c->envs[e].auto_certificates && i < c->envs[e].n_hostnames;
@@ -483,9 +586,9 @@ static void acme_schedule(struct daemon *d)
 			struct sched_host *h = sched_host_get(&d->sched, hn);
 			const struct store_cert *cert;
 			bool due;
-			if (!h || h->busy)
+			if (!h || h->busy || room == 0)
 				continue;
-			cert = acme_cert_of(d->o.store, hn, now);
+			cert = cert_index_get(&ix, hn);
 			if (cert && strcmp(cert->serial, h->cert_serial) != 0) {
 				/* A certificate we have not scheduled yet (first start, or
 				 * renewed by another run): renew at 2/3 of its lifetime. */
@@ -502,14 +605,17 @@ static void acme_schedule(struct daemon *d)
 				due = true;
 			if (due && acme_enqueue(d, hn, -1) == 0) {
 				h->busy = true;
+				room--;
 				log_msg(LOG_INFO, "event=acme_due hostname=%s reason=%s", hn,
 				        cert ? "renewal" : "issuance");
 			}
 		}
 	}
 	pthread_mutex_unlock(&d->mu);
+	free(ix.name);
+	free(ix.cert);
 	if (changed)
-		sched_store(d);
+		d->sched_dirty = true;
 }
 
 static void copy_check(struct sched_check *c, const char *state, const char *record,
@@ -640,7 +746,12 @@ static void on_acme_done(struct ev_loop *loop, ev_async *w, int revents)
 			j->ctl_fd = -1;
 		}
 	}
-	sched_store(d);
+	/* Written by the next tick: 10,000 hostnames make a 4 MB state.json. An issuance
+	 * is written now, so a restart does not order it again. */
+	if (issued)
+		sched_store(d);
+	else
+		d->sched_dirty = true;
 	if (issued) {
 		/* The new certificate goes to HAProxy now, through the runtime API. */
 		if (store_reload(d->o.store, err, sizeof(err)) < 0)
@@ -1049,6 +1160,8 @@ out:
 	for (size_t i = 0; i < d.snap.n_hosts; i++)
 		free(d.snap.hosts[i].hostname);
 	free(d.snap.hosts);
+	if (d.sched_dirty)
+		sched_store(&d);
 	sched_free(&d.sched);
 	pthread_mutex_unlock(&d.mu);
 	free(d.fingerprint);

@@ -495,6 +495,17 @@ static int finish(struct flow *f, struct acme_order *o, EVP_PKEY *key, time_t de
 	char err[512] = "";
 	int rc, ret = -1;
 
+	/* The order we hold was read before the challenges were answered: read it again
+	 * first (it is usually `ready` by now) rather than wait a polling interval. */
+	if (o->url && o->status == ACME_ST_PENDING) {
+		char *url = strdup(o->url);
+		rc = url ? acme_order_fetch(f->c, url, o) : -ACME_E_NOMEM;
+		free(url);
+		if (rc < 0) {
+			fail_acme(f, "order", rc);
+			goto out;
+		}
+	}
 	if ((rc = acme_order_poll(f->c, o, deadline)) < 0) {
 		fail_acme(f, "order", rc);
 		if (rc == -ACME_E_INVALID)

@@ -74,29 +74,77 @@ bool sched_due(const struct sched_host *h, bool has_cert, time_t now)
 	return true;
 }
 
+/* FNV-1a over a hostname. */
+static size_t host_hash(const char *h)
+{
+	uint64_t x = 14695981039346656037ull;
+
+	for (; *h; h++)
+		x = (x ^ (unsigned char)*h) * 1099511628211ull;
+	return (size_t)x;
+}
+
+/* The slot of hostname in the index: its entry, or the empty slot where it goes. */
+static size_t slot_of(const struct sched_state *s, const char *hostname)
+{
+	size_t k = host_hash(hostname) & s->mask;
+
+	while (s->idx[k] && strcmp(s->v[s->idx[k] - 1].hostname, hostname) != 0)
+		k = (k + 1) & s->mask;
+	return k;
+}
+
+/* Rebuilds the index for a capacity of cap entries (kept at most half full). */
+static int reindex(struct sched_state *s, size_t cap)
+{
+	size_t m = 16, *idx;
+
+	while (m < 2 * cap)
+		m *= 2;
+	idx = calloc(m, sizeof(*idx));
+	if (!idx)
+		return -1;
+	free(s->idx);
+	s->idx = idx;
+	s->mask = m - 1;
+	for (size_t i = 0; i < s->n; i++)
+		s->idx[slot_of(s, s->v[i].hostname)] = i + 1;
+	return 0;
+}
+
 const struct sched_host *sched_host_find(const struct sched_state *s, const char *hostname)
 {
-	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->v[i].hostname, hostname) == 0)
-			return &s->v[i];
-	return NULL;
+	size_t k;
+
+	if (!s->idx)
+		return NULL;
+	k = slot_of(s, hostname);
+	return s->idx[k] ? &s->v[s->idx[k] - 1] : NULL;
 }
 
 struct sched_host *sched_host_get(struct sched_state *s, const char *hostname)
 {
 	struct sched_host *v;
+	size_t k;
 
-	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->v[i].hostname, hostname) == 0)
-			return &s->v[i];
-	v = realloc(s->v, (s->n + 1) * sizeof(*v));
-	if (!v)
-		return NULL;
-	s->v = v;
+	if (s->idx && s->idx[k = slot_of(s, hostname)])
+		return &s->v[s->idx[k] - 1];
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 16;
+		v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		s->v = v;
+		s->cap = cap;
+		if (reindex(s, cap) < 0)
+			return NULL;
+	}
+	v = s->v;
 	memset(&v[s->n], 0, sizeof(v[s->n]));
 	v[s->n].hostname = strdup(hostname);
 	if (!v[s->n].hostname)
 		return NULL;
+	s->idx[slot_of(s, hostname)] = s->n + 1;
 	return &v[s->n++];
 }
 
@@ -105,8 +153,8 @@ void sched_free(struct sched_state *s)
 	for (size_t i = 0; i < s->n; i++)
 		free(s->v[i].hostname);
 	free(s->v);
-	s->v = NULL;
-	s->n = 0;
+	free(s->idx);
+	memset(s, 0, sizeof(*s));
 }
 
 void sched_path(const char *state_dir, char *buf, size_t len)

@@ -56,7 +56,9 @@ struct sched_host {
 
 struct sched_state {
 	struct sched_host *v;
-	size_t n;
+	size_t n, cap;
+	size_t *idx; /* open addressing over v by hostname: index + 1, 0 empty */
+	size_t mask;
 };
 
 /* 2/3 of the lifetime, 1/2 below 10 days: the ideal renewal time without ARI. */
