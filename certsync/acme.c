@@ -1427,11 +1427,6 @@ int acme_challenge_respond(struct acme_client *c, const char *challenge_url)
 	return post_only(c, challenge_url, "{}");
 }
 
-int acme_authz_deactivate(struct acme_client *c, const char *url)
-{
-	return post_only(c, url, "{\"status\":\"deactivated\"}");
-}
-
 int acme_dns01_value_of(const char *token, const char *thumbprint, char out[ACME_TXT_LEN])
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();

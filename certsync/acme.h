@@ -248,9 +248,6 @@ int acme_authz_poll(struct acme_client *c, const char *url, time_t deadline, str
 /* POSTs {} to a challenge: "the TXT record is in place, validate now". */
 int acme_challenge_respond(struct acme_client *c, const char *challenge_url)
     __attribute__((warn_unused_result));
-/* POSTs {"status":"deactivated"} to an authorization (abandoning it). */
-int acme_authz_deactivate(struct acme_client *c, const char *url)
-    __attribute__((warn_unused_result));
 void acme_authz_free(struct acme_authz *a);
 
 /* The dns-01 TXT value for token with the account key of c: b64u(SHA-256(token "."

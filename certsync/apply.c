@@ -88,20 +88,6 @@ static int parse_line(const char *line, bool numbered, struct pline *out)
 	return 0;
 }
 
-static bool plines_equal(const struct pline *a, const struct pline *b)
-{
-	return strcmp(a->cert, b->cert) == 0 && strcmp(a->opts, b->opts) == 0 &&
-	       strcmp(a->filters, b->filters) == 0;
-}
-
-bool apply_lines_equal(const char *a, const char *b)
-{
-	struct pline x, y;
-
-	return parse_line(a, false, &x) == 0 && parse_line(b, false, &y) == 0 &&
-	       plines_equal(&x, &y);
-}
-
 /* A served crt-list line reduced to what matters: its canonical key, its certificate and
  * its number (for `del ssl crt-list <list> <cert>:<n>`). */
 struct sline {

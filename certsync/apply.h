@@ -38,7 +38,4 @@ int apply_run(const struct hapi *h, const struct compile_result *r, struct apply
  * 0 no (or no certificate), -1 HAProxy unreachable. One query per crt-list. */
 void apply_served(const struct hapi *h, const struct compile_result *r, int *served);
 
-/* Two crt-list lines mean the same (HAProxy reorders options when it prints them). */
-bool apply_lines_equal(const char *a, const char *b);
-
 #endif

@@ -65,7 +65,7 @@ static void sha256_hex(const void *data, size_t len, char out[65])
 	out[64] = '\0';
 }
 
-void compile_haproxy_dir(const struct cs_config *cfg, char *buf, size_t buflen)
+static void compile_haproxy_dir(const struct cs_config *cfg, char *buf, size_t buflen)
 {
 	snprintf(buf, buflen, "%s/haproxy", cfg->state_dir);
 }

@@ -69,7 +69,4 @@ int compile_write(const struct compile_result *r, size_t *changed, char *err, si
     __attribute__((warn_unused_result));
 void compile_result_free(struct compile_result *r);
 
-/* The directory of HAProxy's files: <state_dir>/haproxy. */
-void compile_haproxy_dir(const struct cs_config *cfg, char *buf, size_t buflen);
-
 #endif

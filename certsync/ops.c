@@ -80,7 +80,8 @@ int ops_sync(struct ops *o, time_t now, bool apply, struct compile_result *r,
 	return 0;
 }
 
-X509_STORE *ops_upload_trust(const struct cs_config *cfg, char *err, size_t errlen)
+/* The trust anchors for uploads: the system store and upload_ca_file. */
+static X509_STORE *ops_upload_trust(const struct cs_config *cfg, char *err, size_t errlen)
 {
 	X509_STORE *st = X509_STORE_new();
 

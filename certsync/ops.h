@@ -45,9 +45,6 @@ int ops_sync(struct ops *o, time_t now, bool apply, struct compile_result *r,
  */
 json_t *ops_upload(struct ops *o, json_t *req, time_t now);
 
-/* The trust anchors for uploads: the system store and upload_ca_file. */
-X509_STORE *ops_upload_trust(const struct cs_config *cfg, char *err, size_t errlen);
-
 /* Every hostname's state (DESIGN §4.2 status --json), from a compile result and, for each
  * hostname, whether HAProxy serves its line (served[i]: 1, 0, or -1 unreachable; NULL
  * when not asked). *problems counts hostnames not served a valid certificate. acme (may be

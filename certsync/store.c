@@ -217,7 +217,7 @@ void store_close(struct store *s)
 	free(s);
 }
 
-const struct store_cert *store_find(const struct store *s, const char *id)
+static const struct store_cert *store_find(const struct store *s, const char *id)
 {
 	for (size_t i = 0; i < s->n; i++)
 		if (strcmp(s->v[i].id, id) == 0)

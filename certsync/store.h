@@ -66,7 +66,6 @@ int store_add(struct store *s, enum store_source source, const char *network, X5
 int store_remove(struct store *s, const char *id, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-const struct store_cert *store_find(const struct store *s, const char *id);
 /* Paths of an entry's files, into buf. */
 void store_path(const struct store *s, const char *id, const char *file, char *buf, size_t buflen);
 /* The PEM HAProxy loads: leaf, chain, key, malloc'd in *out (the caller cleanses and frees

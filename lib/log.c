@@ -17,11 +17,6 @@ void log_set_level(enum log_level level)
 	min_level = level;
 }
 
-enum log_level log_get_level(void)
-{
-	return min_level;
-}
-
 int log_parse_level(const char *s, enum log_level *out)
 {
 	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {

@@ -14,7 +14,6 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Lines below this level are dropped. Set once at start, before threads exist. */
 void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
 int log_parse_level(const char *s, enum log_level *out) __attribute__((warn_unused_result));
 /* The program name written as prog= on every line. */
 void log_set_prog(const char *prog);
