@@ -557,7 +557,8 @@ static int post(struct acme_client *c, const char *url, const char *payload, boo
 		rc = response_problem(c, "POST", url, r);
 		if (rc == -ACME_E_PROBLEM && problem_is(c, "badNonce") &&
 		    attempt < ACME_BADNONCE_RETRIES) {
-			log_msg(LOG_INFO, "event=acme_bad_nonce attempt=%d", attempt + 1);
+			log_msg(LOG_INFO, "event=acme_bad_nonce url=%s attempt=%d", url,
+			        attempt + 1);
 			continue;
 		}
 		return rc;

@@ -98,7 +98,14 @@ curl -sS --fail --cacert "$CA" "https://127.0.0.1:$P2/roots/0" >"$E2E_TMP/root0.
 
 # newOrders Pebble received (its log has one "POST /order-plz" per newOrder... counted
 # from the access lines; the fallback is certsync's own log)
-pebble_orders() { grep -c 'POST /order-plz' "$E2E_TMP/pebble.log"; }
+# The newOrders Pebble accepted: its POST /order-plz lines, less those it refused with
+# badNonce (5 % of requests, on purpose), which certsync retried and logged with the URL.
+pebble_orders() {
+	local posts refused
+	posts=$(grep -c 'POST /order-plz' "$E2E_TMP/pebble.log")
+	refused=$(cat "$E2E_TMP"/certsync*.log 2>/dev/null | grep -c 'event=acme_bad_nonce url=[^ ]*/order-plz')
+	echo $((posts - refused))
+}
 
 # --- certsync + HAProxy ----------------------------------------------------------------
 # write_conf DIR LAYOUT METRICS_PORT HOSTNAMES...
