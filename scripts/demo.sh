@@ -106,6 +106,8 @@ start() {
 	local p m
 	stop
 	scripts/deps.sh demo
+	mkdir -p "$ROOT/build" # a fresh checkout has none yet
+	echo "demo: building (log: build/demo-build.log)" >&2
 	make -j2 all >"$ROOT/build/demo-build.log" 2>&1 || {
 		tail -30 "$ROOT/build/demo-build.log"
 		exit 1
