@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strhash.h"
+
 #include "banned.h"
 
 #define MAX_HOSTNAME 253
@@ -27,18 +29,6 @@ struct pset {
 static pthread_mutex_t cur_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct pset *cur;
 static _Atomic uint64_t cur_seq;
-
-/* FNV-1a: hostnames are short and this runs once per NOTIFY. */
-static uint64_t hash(const char *s, size_t n)
-{
-	uint64_t h = 14695981039346656037ull;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
 
 static void free_set(struct pset *ps)
 {
@@ -126,7 +116,7 @@ int pset_load(const char *path, const struct pset *prev, struct pset **out, char
 			snprintf(err, errlen, "host %s: unknown policy", h->name);
 			goto fail;
 		}
-		for (k = hash(h->name, n) & ps->mask; ps->tab[k].name; k = (k + 1) & ps->mask)
+		for (k = strhash_n(h->name, n) & ps->mask; ps->tab[k].name; k = (k + 1) & ps->mask)
 			if (strcmp(ps->tab[k].name, h->name) == 0)
 				break;
 		ps->tab[k].name = h->name;
@@ -146,7 +136,7 @@ fail:
 
 static const struct pset_policy *find(const struct pset *ps, const char *name, size_t n)
 {
-	for (size_t k = hash(name, n) & ps->mask; ps->tab[k].name; k = (k + 1) & ps->mask)
+	for (size_t k = strhash_n(name, n) & ps->mask; ps->tab[k].name; k = (k + 1) & ps->mask)
 		if (strncmp(ps->tab[k].name, name, n) == 0 && ps->tab[k].name[n] == '\0')
 			return &ps->pol[ps->tab[k].policy];
 	return NULL;

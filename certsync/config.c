@@ -23,6 +23,8 @@
 #include "addr.h"
 #include "hostname.h"
 
+#include "strhash.h"
+
 #include "banned.h"
 
 /* Largest PEM file read: a generous CA bundle. */
@@ -960,16 +962,6 @@ static void parse_dns(struct ctx *x, const config_setting_t *g)
 
 /* Reads a list of hostnames (normalised, syntax-checked, duplicates within the list
  * reported) into out/lines. Returns the get_strlist result. */
-/* FNV-1a, for the duplicate check of parse_hostnames(). */
-static size_t name_hash(const char *s)
-{
-	uint64_t h = 14695981039346656037ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return (size_t)h;
-}
-
 static int parse_hostnames(struct ctx *x, const config_setting_t *g, const char *key,
                            const char *where, char ***out, int **out_lines, size_t *out_n,
                            const config_setting_t **s)
@@ -1002,7 +994,7 @@ static int parse_hostnames(struct ctx *x, const config_setting_t *g, const char 
 			             "%s.%s: invalid hostname: %s", where, key, err);
 			continue;
 		}
-		for (k = name_hash(norm) & mask; seen[k]; k = (k + 1) & mask)
+		for (k = (size_t)strhash(norm) & mask; seen[k]; k = (k + 1) & mask)
 			if (strcmp((*out)[seen[k] - 1], norm) == 0)
 				break;
 		if (seen[k])

@@ -38,6 +38,8 @@
 #include "promhttp.h"
 #include "schedule.h"
 
+#include "strhash.h"
+
 #include "banned.h"
 
 #define TICK_SECONDS   1.0  /* how often files are checked for changes */
@@ -509,15 +511,6 @@ struct cert_index {
 	size_t mask;
 };
 
-static size_t fnv(const char *s)
-{
-	uint64_t h = 14695981039346656037ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return (size_t)h;
-}
-
 static int cert_index_build(struct cert_index *ix, const struct store *st, time_t now)
 {
 	size_t names = 0, m = 16;
@@ -536,7 +529,7 @@ static int cert_index_build(struct cert_index *ix, const struct store *st, time_
 		if (c->source != STORE_ACME || c->not_after <= now)
 			continue;
 		for (size_t k = 0; k < c->names.n; k++) {
-			size_t h = fnv(c->names.name[k]) & ix->mask;
+			size_t h = (size_t)strhash(c->names.name[k]) & ix->mask;
 			while (ix->name[h] && strcmp(ix->name[h], c->names.name[k]) != 0)
 				h = (h + 1) & ix->mask;
 			if (!ix->name[h] || c->not_after > ix->cert[h]->not_after) {
@@ -550,7 +543,7 @@ static int cert_index_build(struct cert_index *ix, const struct store *st, time_
 
 static const struct store_cert *cert_index_get(const struct cert_index *ix, const char *host)
 {
-	size_t h = fnv(host) & ix->mask;
+	size_t h = (size_t)strhash(host) & ix->mask;
 
 	while (ix->name[h] && strcmp(ix->name[h], host) != 0)
 		h = (h + 1) & ix->mask;

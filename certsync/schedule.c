@@ -9,6 +9,8 @@
 
 #include "afile.h"
 
+#include "strhash.h"
+
 #include "banned.h"
 
 #define STATE_MAX (16u << 20)
@@ -74,20 +76,10 @@ bool sched_due(const struct sched_host *h, bool has_cert, time_t now)
 	return true;
 }
 
-/* FNV-1a over a hostname. */
-static size_t host_hash(const char *h)
-{
-	uint64_t x = 14695981039346656037ull;
-
-	for (; *h; h++)
-		x = (x ^ (unsigned char)*h) * 1099511628211ull;
-	return (size_t)x;
-}
-
 /* The slot of hostname in the index: its entry, or the empty slot where it goes. */
 static size_t slot_of(const struct sched_state *s, const char *hostname)
 {
-	size_t k = host_hash(hostname) & s->mask;
+	size_t k = (size_t)strhash(hostname) & s->mask;
 
 	while (s->idx[k] && strcmp(s->v[s->idx[k] - 1].hostname, hostname) != 0)
 		k = (k + 1) & s->mask;
