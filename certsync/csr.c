@@ -1,5 +1,7 @@
 #include "csr.h"
 
+#include "afile.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -116,20 +118,6 @@ out:
 	return ret;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int create_excl(const char *path, mode_t mode, const char *what, const char *opt)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -160,9 +148,9 @@ static int write_files(const char *key_out, const char *key_pem, size_t key_len,
 	if (cfd < 0)
 		goto out;
 	made_csr = 1;
-	if (write_all(kfd, key_pem, key_len) < 0 || fsync(kfd) < 0)
+	if (afile_write_fd(kfd, key_pem, key_len) < 0 || fsync(kfd) < 0)
 		failed = key_out;
-	else if (write_all(cfd, csr_pem, csr_len) < 0 || fsync(cfd) < 0)
+	else if (afile_write_fd(cfd, csr_pem, csr_len) < 0 || fsync(cfd) < 0)
 		failed = csr_out;
 	if (failed) {
 		fprintf(stderr, "certsync csr: cannot write %s: %s\n", failed, strerror(errno));

@@ -41,7 +41,7 @@ int afile_sync_dir(const char *dir)
 	return r;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int afile_write_fd(int fd, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 
@@ -74,7 +74,7 @@ static int write_tmp(const char *path, const void *data, size_t len, mode_t mode
 	fd = mkostemp(tmp, O_CLOEXEC); /* created 0600 */
 	if (fd < 0)
 		return -1;
-	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || (sync && fsync(fd) < 0))
+	if (fchmod(fd, mode) < 0 || afile_write_fd(fd, data, len) < 0 || (sync && fsync(fd) < 0))
 		goto err;
 	if (close(fd) < 0) {
 		fd = -1;

@@ -43,6 +43,8 @@ int afile_batch_add(struct afile_batch *b, const char *path, const void *data, s
 int afile_batch_commit(struct afile_batch *b) __attribute__((warn_unused_result));
 void afile_batch_abort(struct afile_batch *b);
 
+/* Writes all of data to fd, resuming after EINTR and short writes. 0 or -1 (errno set). */
+int afile_write_fd(int fd, const void *data, size_t len) __attribute__((warn_unused_result));
 /* fsync()s a directory, so that a rename or link in it is durable. */
 int afile_sync_dir(const char *dir) __attribute__((warn_unused_result));
 /* Removes the ".afile-*" temporaries left in dir by an interrupted write. */
