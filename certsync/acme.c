@@ -1480,32 +1480,15 @@ EVP_PKEY *acme_cert_key_new(enum cs_key_type type)
 int acme_csr_der(EVP_PKEY *key, const char *const *names, size_t n, uint8_t **der, size_t *len)
 {
 	X509_REQ *req = X509_REQ_new();
-	GENERAL_NAMES *gens = GENERAL_NAMES_new();
-	GENERAL_NAME *g = NULL;
-	ASN1_IA5STRING *ia5 = NULL;
-	STACK_OF(X509_EXTENSION) *exts = NULL;
 	unsigned char *out = NULL;
-	size_t i;
 	int dlen, ret = -ACME_E_CRYPTO;
 
 	*der = NULL;
 	*len = 0;
-	if (!req || !gens || n == 0 || !X509_REQ_set_version(req, X509_REQ_VERSION_1))
+	if (!req || n == 0 || !X509_REQ_set_version(req, X509_REQ_VERSION_1))
 		goto out;
-	for (i = 0; i < n; i++) {
-		g = GENERAL_NAME_new();
-		ia5 = ASN1_IA5STRING_new();
-		if (!g || !ia5 || !names[i] || !*names[i] || !ASN1_STRING_set(ia5, names[i], -1))
-			goto out;
-		GENERAL_NAME_set0_value(g, GEN_DNS, ia5);
-		ia5 = NULL;
-		if (!sk_GENERAL_NAME_push(gens, g))
-			goto out;
-		g = NULL;
-	}
 	/* Empty subject, so the SAN is critical (RFC 5280 §4.2.1.6). */
-	if (X509V3_add1_i2d(&exts, NID_subject_alt_name, gens, 1, X509V3_ADD_DEFAULT) != 1 ||
-	    !X509_REQ_add_extensions(req, exts) || !X509_REQ_set_pubkey(req, key) ||
+	if (x509u_req_add_dns_names(req, names, n, 1) < 0 || !X509_REQ_set_pubkey(req, key) ||
 	    X509_REQ_sign(req, key, EVP_sha256()) <= 0)
 		goto out;
 	dlen = i2d_X509_REQ(req, &out);
@@ -1515,10 +1498,6 @@ int acme_csr_der(EVP_PKEY *key, const char *const *names, size_t n, uint8_t **de
 	*len = (size_t)dlen;
 	ret = 0;
 out:
-	ASN1_IA5STRING_free(ia5);
-	GENERAL_NAME_free(g);
-	GENERAL_NAMES_free(gens);
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	X509_REQ_free(req);
 	ERR_clear_error();
 	return ret;

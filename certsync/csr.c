@@ -1,11 +1,13 @@
 #include "csr.h"
 
 #include "afile.h"
+#include "x509u.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -62,58 +64,28 @@ static EVP_PKEY *gen_key(const struct key_type *kt)
 	return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", kt->bits);
 }
 
-static int add_san(X509_REQ *req, char hosts[][CS_HOSTNAME_MAX + 1], size_t n, int critical)
-{
-	GENERAL_NAMES *gens = GENERAL_NAMES_new();
-	STACK_OF(X509_EXTENSION) *exts = NULL;
-	GENERAL_NAME *g = NULL;
-	ASN1_IA5STRING *ia5 = NULL;
-	size_t i;
-	int ret = -1;
-
-	if (!gens)
-		goto out;
-	for (i = 0; i < n; i++) {
-		g = GENERAL_NAME_new();
-		ia5 = ASN1_IA5STRING_new();
-		if (!g || !ia5 || !ASN1_STRING_set(ia5, hosts[i], -1))
-			goto out;
-		GENERAL_NAME_set0_value(g, GEN_DNS, ia5);
-		ia5 = NULL;
-		if (!sk_GENERAL_NAME_push(gens, g))
-			goto out;
-		g = NULL;
-	}
-	if (X509V3_add1_i2d(&exts, NID_subject_alt_name, gens, critical, X509V3_ADD_DEFAULT) != 1 ||
-	    !X509_REQ_add_extensions(req, exts))
-		goto out;
-	ret = 0;
-out:
-	ASN1_IA5STRING_free(ia5);
-	GENERAL_NAME_free(g);
-	GENERAL_NAMES_free(gens);
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	return ret;
-}
-
 static X509_REQ *build_csr(char hosts[][CS_HOSTNAME_MAX + 1], size_t n, EVP_PKEY *key)
 {
 	X509_REQ *req = X509_REQ_new(), *ret = NULL;
+	const char **names = calloc(n, sizeof(*names));
 	int with_cn = strlen(hosts[0]) <= CN_MAX;
 
-	if (!req || !X509_REQ_set_version(req, X509_REQ_VERSION_1))
+	if (!req || !names || !X509_REQ_set_version(req, X509_REQ_VERSION_1))
 		goto out;
 	if (with_cn &&
 	    !X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(req), NID_commonName,
 	                                MBSTRING_ASC, (const unsigned char *)hosts[0], -1, -1, 0))
 		goto out;
 	/* RFC 5280 §4.2.1.6: with an empty subject the SAN extension is critical. */
-	if (add_san(req, hosts, n, !with_cn) < 0 || !X509_REQ_set_pubkey(req, key) ||
-	    X509_REQ_sign(req, key, EVP_sha256()) <= 0)
+	for (size_t i = 0; i < n; i++)
+		names[i] = hosts[i];
+	if (x509u_req_add_dns_names(req, names, n, !with_cn) < 0 ||
+	    !X509_REQ_set_pubkey(req, key) || X509_REQ_sign(req, key, EVP_sha256()) <= 0)
 		goto out;
 	ret = req;
 	req = NULL;
 out:
+	free(names);
 	X509_REQ_free(req);
 	return ret;
 }

@@ -677,3 +677,37 @@ int x509u_is_ca(const X509 *cert)
 	ERR_clear_error();
 	return r;
 }
+
+int x509u_req_add_dns_names(X509_REQ *req, const char *const *names, size_t n, int critical)
+{
+	GENERAL_NAMES *gens = GENERAL_NAMES_new();
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	GENERAL_NAME *g = NULL;
+	ASN1_IA5STRING *ia5 = NULL;
+	size_t i;
+	int ret = -1;
+
+	if (!gens)
+		goto out;
+	for (i = 0; i < n; i++) {
+		g = GENERAL_NAME_new();
+		ia5 = ASN1_IA5STRING_new();
+		if (!g || !ia5 || !names[i] || !*names[i] || !ASN1_STRING_set(ia5, names[i], -1))
+			goto out;
+		GENERAL_NAME_set0_value(g, GEN_DNS, ia5);
+		ia5 = NULL;
+		if (!sk_GENERAL_NAME_push(gens, g))
+			goto out;
+		g = NULL;
+	}
+	if (X509V3_add1_i2d(&exts, NID_subject_alt_name, gens, critical, X509V3_ADD_DEFAULT) != 1 ||
+	    !X509_REQ_add_extensions(req, exts))
+		goto out;
+	ret = 0;
+out:
+	ASN1_IA5STRING_free(ia5);
+	GENERAL_NAME_free(g);
+	GENERAL_NAMES_free(gens);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	return ret;
+}

@@ -132,4 +132,9 @@ int x509u_is_self_signed(const X509 *cert);
 /* 1 when basicConstraints says CA:TRUE, else 0. */
 int x509u_is_ca(const X509 *cert);
 
+/* Adds a subjectAltName extension with one dNSName per name to a request (critical: for
+ * an empty subject, RFC 5280 §4.2.1.6). 0, or -1 (an empty name, or OpenSSL failure). */
+int x509u_req_add_dns_names(X509_REQ *req, const char *const *names, size_t n, int critical)
+    __attribute__((warn_unused_result));
+
 #endif
